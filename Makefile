@@ -1,0 +1,30 @@
+# The two set-up commands of the README. Each creates what it needs (.venv, the install) itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench-sandbox clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/regsync demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench jobs
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench jobs
+	$(BIN)/ruff format --check src tests bench jobs
+
+bench-sandbox: $(STAMP)
+	$(BIN)/python bench/sandbox.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache

@@ -1,0 +1,274 @@
+"""The command line: parse, call one function, map its outcome to an exit code."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from regsync import __version__
+from regsync.config import Settings, load_settings, masked, secret_values
+from regsync.errors import ConfigError
+from regsync.exitcodes import ExitCode
+from regsync.logs import setup_logging
+
+if TYPE_CHECKING:
+    from regsync.pull import PullReport
+
+app = typer.Typer(
+    help="regsync keeps Blackthorn Events registrations (Salesforce) and Checkfront in step.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+console = Console(stderr=True)
+out = Console()
+
+
+class _State:
+    config: Path | None = None
+    env_file: Path | None = None
+    log_format: str = "auto"
+
+
+state = _State()
+
+
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML config file (default: $REGSYNC_CONFIG).",
+            envvar="REGSYNC_CONFIG",
+        ),
+    ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="KEY=VALUE file of REGSYNC_* secrets (default: <config>.env)."),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", help="auto | rich | text | json (JSON lines for cron/shippers)."),
+    ] = "auto",
+) -> None:
+    """Global options."""
+    state.config = config
+    state.env_file = env_file
+    state.log_format = log_format
+
+
+def settings_or_exit() -> Settings:
+    """Load settings; a bad config is one readable message and exit code 78, never a traceback."""
+    try:
+        settings = load_settings(state.config, env_file=state.env_file)
+    except ConfigError as exc:
+        console.print(f"[bold red]config error:[/] {exc}", highlight=False)
+        raise typer.Exit(ExitCode.CONFIG) from None
+    setup_logging(state.log_format, secrets=secret_values(settings))
+    return settings
+
+
+OUTCOME_EXIT = {
+    "ok": ExitCode.OK,
+    "partial": ExitCode.PARTIAL,
+    "deferred": ExitCode.DEFERRED,
+    "failed": ExitCode.FAILED,
+}
+
+
+def _stop_flag() -> threading.Event:
+    """SIGTERM/SIGINT ask the running job to finish its page, commit and stop."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        console.print(f"[yellow]signal {signum}: finishing the current page, then stopping[/]")
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    return stop
+
+
+def _print_pull(report: PullReport) -> None:
+    table = Table(title=f"run {report.run_id}: {report.outcome}", show_lines=False)
+    table.add_column("stream")
+    table.add_column("counts")
+    for stream in report.streams:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(stream.counts.items()) if v)
+        table.add_row(stream.stream, shown or "-")
+    out.print(table)
+    calls = ", ".join(f"{k}={v}" for k, v in report.api_calls.items())
+    out.print(f"API calls: {calls or 'none'}")
+    if report.message:
+        out.print(f"note: {report.message}")
+
+
+def _run_pull_command(job: str, **kwargs: object) -> None:
+    from regsync.progress import progress_reporter
+    from regsync.pull import run_pull
+
+    settings = settings_or_exit()
+    stop = _stop_flag()
+    try:
+        with progress_reporter(console) as progress:
+            report = run_pull(settings, job=job, progress=progress, should_stop=stop.is_set, **kwargs)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        console.print(f"[bold red]config error:[/] {exc}", highlight=False)
+        raise typer.Exit(ExitCode.CONFIG) from None
+    _print_pull(report)
+    raise typer.Exit(OUTCOME_EXIT[report.outcome])
+
+
+@app.command()
+def sync(
+    stream: Annotated[list[str] | None, typer.Option(help="Only these streams (repeatable).")] = None,
+) -> None:
+    """Incremental pull of every stream into the warehouse."""
+    from regsync.pull import STREAM_ORDER
+
+    _run_pull_command("sync", streams=tuple(stream) if stream else STREAM_ORDER)
+
+
+def _date(value: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        console.print(f"[red]{option}: expected a date such as 2025-01-31 or 2025-01-31T12:00:00Z[/]")
+        raise typer.Exit(ExitCode.USAGE) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def backfill(
+    since: Annotated[str, typer.Option(help="Start of the range (date or datetime, UTC).")],
+    until: Annotated[str | None, typer.Option(help="End of the range (default: now).")] = None,
+    stream: Annotated[list[str] | None, typer.Option(help="Only these streams (repeatable).")] = None,
+) -> None:
+    """Pull a historical range in resumable windows (kill it, run it again: it continues)."""
+    from regsync.pull import STREAM_ORDER
+
+    start = _date(since, "--since")
+    end = _date(until, "--until") if until else None
+    if end is not None and end <= start:
+        console.print("[red]--until must be after --since[/]")
+        raise typer.Exit(ExitCode.USAGE)
+    _run_pull_command("backfill", streams=tuple(stream) if stream else STREAM_ORDER, since=start, until=end)
+
+
+@app.command()
+def status() -> None:
+    """Show each stream's watermark, row counts, quarantine and the last runs."""
+    from regsync.status import warehouse_status
+
+    settings = settings_or_exit()
+    out.print(warehouse_status(settings))
+
+
+@app.command()
+def version() -> None:
+    """Print regsync's version."""
+    out.print(f"regsync {__version__}")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration and print the effective values, secrets masked."""
+    settings = settings_or_exit()
+    out.print_json(json.dumps(masked(settings)))
+    console.print("[green]configuration is valid[/]")
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 8443,
+    data: Annotated[Path | None, typer.Option(help="Dataset file to serve (docs/dataset.md).")] = None,
+    generate: Annotated[int | None, typer.Option(help="Generate this many registrations.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 1,
+    faults: Annotated[Path | None, typer.Option(help="Fault plan file (JSON or TOML).")] = None,
+    write_config: Annotated[
+        Path | None,
+        typer.Option("--write-config", help="Write a regsync config (+ .env) pointing here."),
+    ] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Where the CA and keys go (default: temp).")] = None,
+    truth: Annotated[Path | None, typer.Option(help="Write the generator's ground truth here.")] = None,
+) -> None:
+    """Serve local emulators of Salesforce and Checkfront over HTTPS until interrupted."""
+    from regsync.sandbox import DEMO, Sandbox
+    from regsync.sandbox.faults import FaultPlanError
+
+    if data is not None and generate is not None:
+        console.print("[red]--data and --generate exclude each other[/]")
+        raise typer.Exit(ExitCode.USAGE)
+    try:
+        if data is not None:
+            box = Sandbox.from_file(data, port=port, state_dir=state_dir)
+        else:
+            box = Sandbox.generated(
+                generate if generate is not None else 1000, seed, port=port, state_dir=state_dir
+            )
+        if faults is not None:
+            box.faults.load_file(faults)
+    except (FaultPlanError, ValueError, OSError) as exc:
+        console.print(f"[bold red]cannot start the sandbox:[/] {exc}", highlight=False)
+        raise typer.Exit(ExitCode.CONFIG) from None
+    box.start()
+    if truth is not None and box.truth is not None:
+        from regsync.sandbox.generator import write_truth
+
+        write_truth(box.truth, truth)
+    out.print(f"sandbox listening on {box.base_url}")
+    out.print(
+        f"  Salesforce  {box.base_url}/services/data/v60.0/  (token: {box.base_url}/services/oauth2/token)"
+    )
+    out.print(f"  Checkfront  {box.base_url}/api/3.0/")
+    out.print(f"  CA file     {box.ca_path}")
+    out.print(f"  JWT key     {box.jwt_key_path}")
+    out.print(
+        f"  demo Salesforce user {DEMO.sf_username} / {DEMO.sf_password} + token {DEMO.sf_security_token}, "
+        f"consumer {DEMO.sf_consumer_key} / {DEMO.sf_consumer_secret}"
+    )
+    out.print(f"  demo Checkfront key {DEMO.cf_api_key} / {DEMO.cf_api_secret}, bearer {DEMO.cf_token}")
+    if write_config is not None:
+        toml_path, env_path = box.write_config(write_config)
+        out.print(f"  wrote {toml_path} and {env_path}: run `regsync --config {toml_path} ...`")
+    sys.stdout.flush()
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    stopped.wait()
+    box.stop()
+    out.print("sandbox stopped")
+
+
+@app.command()
+def demo(
+    registrations: Annotated[int, typer.Option(help="Size of the generated dataset.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 1,
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its warehouse and reports.")] = Path(
+        ".demo"
+    ),
+) -> None:
+    """Run the main job against an embedded sandbox and a SQLite warehouse, and explain it."""
+    from regsync.demo import run_demo
+
+    raise typer.Exit(run_demo(registrations=registrations, seed=seed, workdir=workdir, console=out))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

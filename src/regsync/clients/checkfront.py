@@ -1,0 +1,272 @@
+"""Checkfront API 3.0 over httpx: auth, the envelope checked, errors typed, bounded concurrency.
+
+Every answer either carries the documented envelope with `request.status == "OK"`, an envelope
+with `request.status == "ERROR"` and `request.error` (a business error), or — for "critical"
+failures such as bad credentials — an OAuth-style `{"error", "error_description"}` body.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from regsync.clients import lenient_json
+from regsync.clients.retry import call_with_retry
+from regsync.clients.usage import ApiUsage
+from regsync.config import CheckfrontSettings, RetrySettings
+from regsync.errors import (
+    ApiError,
+    AuthenticationError,
+    BusinessError,
+    ConfigError,
+    MalformedResponseError,
+    RateLimitedError,
+    RetriableApiError,
+)
+
+SERVICE = "checkfront"
+T = TypeVar("T")
+_ENVELOPE_KEYS = ("version", "request")
+
+
+def _ssl_context(settings: CheckfrontSettings) -> ssl.SSLContext:
+    """Verification always on; a configured CA file replaces the system store."""
+    if settings.ca_file is not None:
+        return ssl.create_default_context(cafile=str(settings.ca_file))
+    return ssl.create_default_context()
+
+
+def _auth_headers(settings: CheckfrontSettings) -> dict[str, str]:
+    if settings.auth == "bearer":
+        if settings.token is None:
+            raise ConfigError("checkfront.auth = 'bearer' needs REGSYNC_CHECKFRONT__TOKEN")
+        return {"Authorization": f"Bearer {settings.token.get_secret_value()}"}
+    if settings.api_key is None or settings.api_secret is None:
+        raise ConfigError(
+            "checkfront.auth = 'token' needs REGSYNC_CHECKFRONT__API_KEY and REGSYNC_CHECKFRONT__API_SECRET"
+        )
+    pair = f"{settings.api_key.get_secret_value()}:{settings.api_secret.get_secret_value()}"
+    return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+
+@dataclass(frozen=True)
+class BookingSessionRead:
+    """What a read of one booking session returned: the session asked for, or a replacement."""
+
+    requested_id: str
+    session: dict[str, Any]
+
+    @property
+    def found(self) -> bool:
+        """False when Checkfront answered with a different (new, empty) session: unknown or expired."""
+        return str(self.session.get("id", "")) == self.requested_id
+
+
+@dataclass(frozen=True)
+class IndexPage:
+    """One page of the booking index."""
+
+    bookings: list[dict[str, Any]]
+    page: int
+    pages: int
+    total_records: int
+
+
+class CheckfrontClient:
+    """The calls regsync makes to Checkfront."""
+
+    def __init__(
+        self,
+        settings: CheckfrontSettings,
+        retry: RetrySettings,
+        usage: ApiUsage,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.retry = retry
+        self.usage = usage
+        self.sleep = sleep
+        self.http = httpx.Client(
+            base_url=f"{settings.base_url}/api/3.0",
+            headers={"Accept": "application/json", **_auth_headers(settings)},
+            timeout=settings.timeout_s,
+            verify=_ssl_context(settings) if transport is None else True,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=settings.concurrency + 2,
+                max_keepalive_connections=settings.concurrency + 2,
+            ),
+            trust_env=settings.ca_file is None,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One call under the retry policy; returns the checked envelope."""
+        return call_with_retry(self.retry, lambda: self._once(method, path, params, data), sleep=self.sleep)
+
+    def _once(
+        self, method: str, path: str, params: dict[str, Any] | None, data: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        try:
+            response = self.http.request(method, path, params=params, data=data)
+        except httpx.TimeoutException as exc:
+            raise RetriableApiError(
+                f"Checkfront {method} {path}: timeout ({type(exc).__name__})", service=SERVICE
+            ) from None
+        except httpx.TransportError as exc:
+            raise RetriableApiError(
+                f"Checkfront {method} {path}: {type(exc).__name__}", service=SERVICE
+            ) from None
+        finally:
+            self.usage.count(SERVICE)
+        return self._checked(method, path, response)
+
+    def _checked(self, method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+        where = f"Checkfront {method} {path}"
+        status = response.status_code
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        if status == 429 or (status == 503 and retry_after is not None):
+            raise RateLimitedError(
+                f"{where}: HTTP {status}", status=status, service=SERVICE, retry_after=retry_after
+            )
+        if status >= 500:
+            raise RetriableApiError(f"{where}: HTTP {status}", status=status, service=SERVICE)
+        try:
+            body = lenient_json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedResponseError(
+                f"{where}: the body is not JSON (HTTP {status})", status=status, service=SERVICE
+            ) from None
+        if not isinstance(body, dict):
+            raise MalformedResponseError(f"{where}: expected a JSON object", status=status, service=SERVICE)
+        if "error" in body and "request" not in body:
+            # A "critical" error: no envelope, OAuth-style fields.
+            error = str(body.get("error"))
+            description = str(body.get("error_description", ""))
+            cls = (
+                AuthenticationError if status in (401, 403) or error.startswith("invalid_") else BusinessError
+            )
+            raise cls(f"{where}: {error}: {description}", status=status, code=error, service=SERVICE)
+        request = body.get("request")
+        if not all(key in body for key in _ENVELOPE_KEYS) or not isinstance(request, dict):
+            raise MalformedResponseError(
+                f"{where}: the answer has no Checkfront envelope", status=status, service=SERVICE
+            )
+        if request.get("status") != "OK":
+            error = request.get("error") if isinstance(request.get("error"), dict) else {}
+            raise BusinessError(
+                f"{where}: {error.get('title', 'error')}: {error.get('details', '')}",
+                status=status,
+                code=str(error.get("id", "error")),
+                service=SERVICE,
+            )
+        if status >= 400:
+            raise BusinessError(f"{where}: HTTP {status}", status=status, service=SERVICE)
+        return body
+
+    # ------------------------------------------------------------------ booking sessions
+    def get_booking_session(self, session_id: str) -> BookingSessionRead:
+        """Read one booking session; `found` is False when Checkfront handed back another one."""
+        body = self.request("GET", "/booking/session", params={"session_id": session_id})
+        booking = body.get("booking")
+        session = booking.get("session") if isinstance(booking, dict) else None
+        if not isinstance(session, dict):
+            raise MalformedResponseError(
+                "Checkfront booking/session: no booking.session in the answer", service=SERVICE
+            )
+        return BookingSessionRead(requested_id=session_id, session=session)
+
+    def concurrently(self, fn: Callable[[str], T], keys: Iterable[str]) -> Iterator[T | ApiError]:
+        """Call `fn` for each key on at most `concurrency` threads; yields results (or errors) in order.
+
+        An authentication failure stops everything (it would fail every call); other API errors are
+        yielded in place so one bad record does not sink its neighbours.
+        """
+
+        def one(key: str) -> T | ApiError:
+            try:
+                return fn(key)
+            except AuthenticationError:
+                raise
+            except ApiError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="cf") as pool:
+            yield from pool.map(one, keys)
+
+    def get_booking_sessions(self, session_ids: Iterable[str]) -> Iterator[BookingSessionRead | ApiError]:
+        """Read many booking sessions with bounded concurrency, in order."""
+        return self.concurrently(self.get_booking_session, session_ids)
+
+    def end_booking_session(self, session_id: str) -> dict[str, Any]:
+        """End (destroy) a booking session, releasing the seats it holds."""
+        return self.request("POST", "/booking/session/end", data={"session_id": session_id})
+
+    # ------------------------------------------------------------------ bookings
+    def booking_index_page(self, page: int, *, filters: dict[str, Any] | None = None) -> IndexPage:
+        """One page of the booking index (an object keyed by booking id, or [] when empty)."""
+        params = {"limit": self.settings.page_limit, "page": page, **(filters or {})}
+        body = self.request("GET", "/booking/index", params=params)
+        index = body.get("booking/index")
+        if isinstance(index, list) and not index:
+            index = {}
+        if not isinstance(index, dict):
+            raise MalformedResponseError(
+                "Checkfront booking/index: not an object keyed by booking id", service=SERVICE
+            )
+        request = body["request"]
+        return IndexPage(
+            bookings=list(index.values()),
+            page=int(request.get("page", page)),
+            pages=int(request.get("pages", 1) or 1),
+            total_records=int(request.get("total_records", len(index)) or 0),
+        )
+
+    def iter_booking_index(
+        self, *, filters: dict[str, Any] | None = None, start_page: int = 1
+    ) -> Iterator[IndexPage]:
+        """Every page of the booking index from `start_page`."""
+        page = start_page
+        while True:
+            result = self.booking_index_page(page, filters=filters)
+            yield result
+            if result.page >= result.pages or not result.bookings:
+                return
+            page += 1
+
+    def get_booking(self, code_or_id: str) -> dict[str, Any] | None:
+        """One booking by code or id, None when Checkfront does not know it."""
+        try:
+            body = self.request("GET", f"/booking/{code_or_id}")
+        except BusinessError:
+            return None
+        booking = body.get("booking")
+        if not isinstance(booking, dict):
+            raise MalformedResponseError("Checkfront booking: no booking in the answer", service=SERVICE)
+        return booking
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,73 @@
+"""The one retry policy: every remote call in regsync goes through `retrying`.
+
+Client code only *classifies* a failure (RetriableApiError or FatalApiError); this module decides
+whether and when to try again: jittered exponential backoff, honouring Retry-After, a bounded
+number of attempts, no retry on business errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from regsync.config import RetrySettings
+from regsync.errors import RetriableApiError
+
+T = TypeVar("T")
+log = logging.getLogger("regsync.retry")
+
+
+class _RetryAfterOrBackoff:
+    """Wait what the server asked for (capped), else jittered exponential backoff."""
+
+    def __init__(self, policy: RetrySettings) -> None:
+        self.policy = policy
+        self.backoff = wait_exponential_jitter(
+            initial=policy.initial_s, max=policy.max_s, jitter=policy.initial_s
+        )
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetriableApiError) and exc.retry_after is not None:
+            return min(max(exc.retry_after, 0.0), self.policy.max_retry_after_s)
+        return float(self.backoff(state))
+
+
+def retrying(policy: RetrySettings, *, sleep: Callable[[float], None] = time.sleep) -> Retrying:
+    """A tenacity Retrying object for one call."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "retrying after %s (attempt %d of %d, waiting %.2fs)",
+            type(exc).__name__ if exc else "error",
+            state.attempt_number,
+            policy.attempts,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
+
+    return Retrying(
+        retry=retry_if_exception_type(RetriableApiError),
+        wait=_RetryAfterOrBackoff(policy),
+        stop=stop_after_attempt(policy.attempts),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+def call_with_retry(
+    policy: RetrySettings, fn: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Run `fn` under the policy; the last error is raised as itself when attempts run out."""
+    return retrying(policy, sleep=sleep)(fn)

@@ -1,0 +1,347 @@
+"""Settings: one TOML file for what an org looks like, the environment for secrets.
+
+Every org names its Blackthorn fields a little differently and hosts Checkfront on its own
+sub-domain, so object and field API names and hosts are configuration, not constants.
+Secrets are read only from ``REGSYNC_*`` environment variables (or an env file the operator
+points at); a secret written into the TOML file is refused so it never lands in a repository.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from regsync.errors import ConfigError
+
+ENV_PREFIX = "REGSYNC_"
+CONFIG_ENV_VAR = "REGSYNC_CONFIG"
+ENV_FILE_VAR = "REGSYNC_ENV_FILE"
+
+# (section, key) pairs that may only come from the environment.
+SECRET_KEYS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("salesforce", "password"),
+        ("salesforce", "security_token"),
+        ("salesforce", "consumer_secret"),
+        ("salesforce", "private_key_file"),
+        ("salesforce", "session_id"),
+        ("checkfront", "api_key"),
+        ("checkfront", "api_secret"),
+        ("checkfront", "token"),
+    }
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SalesforceObjects(_Section):
+    """API names of the Blackthorn objects regsync reads."""
+
+    registration: str = "conference360__Event_Registration_Submission__c"
+    event: str = "conference360__Event__c"
+    session: str = "conference360__Session__c"
+    attendee: str = "conference360__Attendee__c"
+    session_attendee: str = "conference360__Session_Attendee__c"
+
+
+class RegistrationFields(_Section):
+    """Field API names on the Event Registration Submission (not public: org-specific)."""
+
+    status: str = "conference360__Status__c"
+    event: str = "conference360__Event__c"
+    attendee_json: str = "conference360__Attendee_JSON__c"
+    error_message: str = "conference360__Error_Message__c"
+    amount: str = "conference360__Amount__c"
+    # The org's own integration fields: where the Checkfront booking session id and booking code live.
+    # checkfront_session = "" means: read `sessionId` from the Attendee JSON payload.
+    checkfront_session: str = ""
+    booking_code: str = "Checkfront_Booking_Code__c"
+
+
+class SessionFields(_Section):
+    """Field API names on Salesforce Sessions and Session Attendees."""
+
+    event: str = "conference360__Event__c"
+    # A field on conference360__Session__c holding the Checkfront item id it sells ("" = use mapping only).
+    checkfront_item: str = "Checkfront_Item_Id__c"
+    attendee_session: str = "conference360__Session__c"
+    attendee_attendee: str = "conference360__Attendee__c"
+    attendee_status: str = "conference360__Registration_Status__c"
+
+
+class SalesforceSettings(_Section):
+    """How to reach and authenticate to the Salesforce org."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auth: Literal["password", "client_credentials", "jwt", "session"] = "password"
+    login_url: str = "https://login.salesforce.com"
+    instance_url: str = ""  # required for auth = "session"; discovered from the token otherwise
+    api_version: str = "60.0"
+    username: str = ""
+    consumer_key: str = ""
+    ca_file: Path | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    objects: SalesforceObjects = SalesforceObjects()
+    registration_fields: RegistrationFields = RegistrationFields()
+    session_fields: SessionFields = SessionFields()
+    # Secrets: environment only.
+    password: SecretStr | None = None
+    security_token: SecretStr | None = None
+    consumer_secret: SecretStr | None = None
+    private_key_file: SecretStr | None = None
+    session_id: SecretStr | None = None
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        major, _, minor = value.partition(".")
+        if not (major.isdigit() and minor.isdigit()):
+            raise ValueError("expected a version such as '60.0'")
+        return value
+
+    @field_validator("login_url", "instance_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if value and not value.startswith("https://"):
+            raise ValueError("expected an https:// URL (Salesforce is https-only)")
+        return value.rstrip("/")
+
+
+class CheckfrontSettings(_Section):
+    """How to reach and authenticate to the Checkfront account."""
+
+    base_url: str = "https://your-company.checkfront.com"
+    auth: Literal["token", "bearer"] = "token"
+    ca_file: Path | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=64)
+    page_limit: int = Field(default=100, ge=1, le=250)
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    token: SecretStr | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("expected an https:// URL (Checkfront is https-only)")
+        return value.rstrip("/")
+
+
+class WarehouseSettings(_Section):
+    """Where the local warehouse lives."""
+
+    url: str = "sqlite:///regsync.db"
+
+    @field_validator("url")
+    @classmethod
+    def _dialect(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql")):
+            raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+
+class SyncSettings(_Section):
+    """The incremental pull: windows, look-back and safety lag."""
+
+    lookback_s: int = Field(default=300, ge=0)
+    safety_lag_s: int = Field(default=60, ge=0)
+    window_days: float = Field(default=30.0, gt=0)
+    min_window_s: int = Field(default=60, ge=1)
+    backfill_since: str = "2015-01-01"
+    booking_window_days: int = Field(default=365, ge=1)
+
+
+class QuotaSettings(_Section):
+    """Stop a run cleanly before regsync eats too much of the org's daily API allowance."""
+
+    max_share: float = Field(default=0.8, gt=0, le=1)
+
+
+class RetrySettings(_Section):
+    """The one retry policy for every remote call."""
+
+    attempts: int = Field(default=6, ge=1, le=20)
+    initial_s: float = Field(default=0.5, ge=0)
+    max_s: float = Field(default=30.0, ge=0)
+    max_retry_after_s: float = Field(default=120.0, ge=0)
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("regsync_environ", default=None)
+
+
+class _ChosenEnvSource(EnvSettingsSource):
+    """Reads the REGSYNC_* variables load_settings chose (real env over env file)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        chosen = _ENVIRON.get()
+        if chosen is None:
+            return super()._load_env_vars()
+        return {key.lower(): value for key, value in chosen.items()}
+
+
+class Settings(BaseSettings):
+    """All of regsync's settings, validated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    salesforce: SalesforceSettings = SalesforceSettings()
+    checkfront: CheckfrontSettings = CheckfrontSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
+    sync: SyncSettings = SyncSettings()
+    quota: QuotaSettings = QuotaSettings()
+    retry: RetrySettings = RetrySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the TOML file (passed as init kwargs).
+        return (_ChosenEnvSource(settings_cls), init_settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _refuse_secrets(data: Mapping[str, Any], path: Path) -> None:
+    for section, key in sorted(SECRET_KEYS):
+        block = data.get(section)
+        if isinstance(block, Mapping) and key in block:
+            env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            raise ConfigError(
+                f"{section}.{key} is a secret and may not be written in {path}; "
+                f"remove it and set the environment variable {env} instead"
+            )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a KEY=VALUE env file (the form `regsync sandbox --write-config` writes)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"env file {path} does not exist") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting (check its spelling and section)"
+        lines.append(f"{key}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    config_path: Path | None = None,
+    *,
+    env_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load the TOML file (if any), overlay REGSYNC_* environment variables, validate.
+
+    ``config_path`` defaults to $REGSYNC_CONFIG; ``env_file`` to $REGSYNC_ENV_FILE, else to the
+    config file's name with suffix ``.env`` when that exists. Values in the real environment win
+    over the env file. Raises ConfigError with one readable message.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if config_path is None and env.get(CONFIG_ENV_VAR):
+        config_path = Path(env[CONFIG_ENV_VAR])
+    if env_file is None and env.get(ENV_FILE_VAR):
+        env_file = Path(env[ENV_FILE_VAR])
+    if env_file is None and config_path is not None and config_path.with_suffix(".env").is_file():
+        env_file = config_path.with_suffix(".env")  # what `regsync sandbox --write-config` writes
+    data: dict[str, Any] = {}
+    if config_path is not None:
+        data = _read_toml(config_path)
+        _refuse_secrets(data, config_path)
+    if env_file is not None:
+        env = {**read_env_file(env_file), **env}
+    ours = {
+        k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k not in (CONFIG_ENV_VAR, ENV_FILE_VAR)
+    }
+    try:
+        return _settings_from(data, ours)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+
+
+def _settings_from(data: dict[str, Any], env: dict[str, str]) -> Settings:
+    token = _ENVIRON.set(env)
+    try:
+        return Settings(**data)
+    finally:
+        _ENVIRON.reset(token)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, every secret shown as '********' or unset."""
+    return settings.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret in clear, for scrubbers that must keep them out of output."""
+    found: list[str] = []
+    for section, key in SECRET_KEYS:
+        value = getattr(getattr(settings, section), key)
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            found.append(value.get_secret_value())
+    return found
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write a file readable by its owner only (config, env files, databases hold secrets or PII)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)

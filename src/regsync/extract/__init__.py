@@ -1,0 +1,1 @@
+"""Streams declared once (object, fields, cursor, loader) and the engine that pulls them incrementally."""

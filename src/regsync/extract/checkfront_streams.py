@@ -1,0 +1,277 @@
+"""The Checkfront streams: booking sessions registrations point at, the booking index, booking lines.
+
+Checkfront has no listing of booking sessions, so the sessions read are exactly those the
+warehouse's registrations name and that can still change: never read yet (unless the registration
+is completed with a booking: its cart ended when it was booked) or last seen alive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from regsync.clients.checkfront import BookingSessionRead
+from regsync.errors import ApiError, RecordRejected
+from regsync.extract.context import PullContext, StreamResult
+from regsync.normalize.checkfront import (
+    missing_booking_session,
+    normalize_booking_index_entry,
+    normalize_booking_lines,
+    normalize_booking_session,
+)
+from regsync.warehouse.archive import archive, quarantine_records, record_key
+from regsync.warehouse.state import read_state, write_state
+from regsync.warehouse.tables import (
+    booking_lines,
+    booking_session_lines,
+    booking_sessions,
+    bookings,
+    registrations,
+)
+from regsync.warehouse.upsert import replace_children, upsert
+
+log = logging.getLogger("regsync.extract")
+CHUNK = 256
+
+
+def _chunks(ids: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def booking_sessions_to_read(connection: Connection) -> list[str]:
+    """Ids of booking sessions to (re)read, in a stable order."""
+    r, b = registrations, booking_sessions
+    query = (
+        select(r.c.booking_session_id)
+        .distinct()
+        .select_from(r.outerjoin(b, b.c.id == r.c.booking_session_id))
+        .where(r.c.booking_session_id.is_not(None))
+        .where(
+            or_(
+                and_(
+                    b.c.id.is_(None),
+                    or_(r.c.status != "Completed", r.c.booking_code.is_(None)),
+                ),
+                b.c.state == "alive",
+            )
+        )
+        .order_by(r.c.booking_session_id)
+    )
+    return [row[0] for row in connection.execute(query)]
+
+
+def pull_booking_sessions(ctx: PullContext) -> StreamResult:
+    """Read the booking sessions registrations need; record alive ones with lines, the rest missing."""
+    assert ctx.checkfront is not None, "a Checkfront client is required"
+    result = StreamResult("booking_sessions")
+    with ctx.engine.connect() as connection:
+        wanted = booking_sessions_to_read(connection)
+    log.info("booking_sessions: %d to read", len(wanted))
+    for chunk in _chunks(wanted):
+        reads = list(ctx.checkfront.get_booking_sessions(chunk))
+        now = ctx.now()
+        rows, lines, rejected, archived = [], [], [], []
+        for session_id, read in zip(chunk, reads, strict=True):
+            if isinstance(read, ApiError):
+                result.counts["errors"] += 1
+                log.warning("booking_sessions: %s could not be read: %s", session_id, read)
+                continue
+            assert isinstance(read, BookingSessionRead)
+            archived.append((session_id, read.session))
+            try:
+                shaped = (
+                    normalize_booking_session(read.session, now)
+                    if read.found
+                    else missing_booking_session(session_id, now)
+                )
+            except RecordRejected as exc:
+                rejected.append((session_id, read.session, str(exc)))
+                continue
+            rows.append(shaped.booking_session)
+            lines += shaped.lines
+            result.counts["missing" if not read.found else "alive"] += 1
+        with ctx.engine.begin() as connection:
+            upsert(connection, booking_sessions, rows)
+            replace_children(
+                connection,
+                booking_session_lines,
+                "booking_session_id",
+                [r["id"] for r in rows],
+                lines,
+            )
+            archive(connection, "checkfront.booking_sessions", archived, now)
+            result.counts["quarantined"] += quarantine_records(
+                connection, "checkfront.booking_sessions", rejected, run_id=ctx.run_id, at=now
+            )
+        result.counts["rows"] += len(rows)
+        ctx.report("booking_sessions", len(chunk), len(wanted))
+        if ctx.should_stop():
+            result.stopped = True
+            break
+    return result
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def pull_bookings(ctx: PullContext) -> StreamResult:
+    """Page through the booking index changed since the watermark; resumable by page."""
+    assert ctx.checkfront is not None, "a Checkfront client is required"
+    settings = ctx.settings.sync
+    result = StreamResult("bookings")
+    with ctx.engine.connect() as connection:
+        state = read_state(connection, "bookings")
+    checkpoint = state.checkpoint or {}
+    if checkpoint.get("since") is not None:
+        since = int(checkpoint["since"])
+        started = int(checkpoint["started"])
+        start_page = int(checkpoint["page"]) + 1
+    else:
+        started = _epoch(ctx.now())
+        if state.watermark is not None:
+            since = _epoch(state.watermark - timedelta(seconds=settings.lookback_s))
+        else:
+            since = started - settings.booking_window_days * 86400
+        start_page = 1
+    filters = {"last_modified": f">{since}"}
+    for page in ctx.checkfront.iter_booking_index(filters=filters, start_page=start_page):
+        now = ctx.now()
+        with ctx.engine.begin() as connection:
+            counts = _load_index_page(connection, page.bookings, now, ctx.run_id)
+            write_state(
+                connection,
+                "bookings",
+                state.watermark,
+                {"since": since, "started": started, "page": page.page},
+            )
+        result.counts.update(counts)
+        result.counts["pages"] += 1
+        ctx.report("bookings", len(page.bookings), page.total_records)
+        if ctx.should_stop():
+            result.stopped = True
+            return result
+    watermark = datetime.fromtimestamp(started - settings.safety_lag_s, tz=ctx.now().tzinfo)
+    if state.watermark is not None and state.watermark > watermark:
+        watermark = state.watermark
+    with ctx.engine.begin() as connection:
+        write_state(connection, "bookings", watermark, None)
+    return result
+
+
+def _load_index_page(
+    connection: Connection, entries: list[dict[str, Any]], now: datetime, run_id: str | None
+) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    rows, rejected = [], []
+    for entry in entries:
+        try:
+            rows.append(normalize_booking_index_entry(entry, now))
+        except RecordRejected as exc:
+            rejected.append((record_key(entry, "booking_id", "code"), entry, str(exc)))
+    rows = list({r["booking_id"]: r for r in rows}.values())
+    if rows:
+        # A booking whose status and totals did not change keeps its fetched lines.
+        stored = {
+            row.booking_id: row
+            for row in connection.execute(
+                select(
+                    bookings.c.booking_id,
+                    bookings.c.status_id,
+                    bookings.c.total,
+                    bookings.c.paid_total,
+                    bookings.c.detail_fetched,
+                ).where(bookings.c.booking_id.in_([r["booking_id"] for r in rows]))
+            )
+        }
+        for row in rows:
+            old = stored.get(row["booking_id"])
+            if (
+                old is not None
+                and old.detail_fetched
+                and (old.status_id, old.total, old.paid_total)
+                == (
+                    row["status_id"],
+                    row["total"],
+                    row["paid_total"],
+                )
+            ):
+                row["detail_fetched"] = True
+    upsert(connection, bookings, rows)
+    archive(
+        connection,
+        "checkfront.bookings",
+        ((record_key(e, "booking_id", "code"), e) for e in entries),
+        now,
+    )
+    counts["rows"] += len(rows)
+    counts["quarantined"] += quarantine_records(
+        connection, "checkfront.bookings", rejected, run_id=run_id, at=now
+    )
+    return counts
+
+
+def bookings_needing_lines(connection: Connection) -> list[str]:
+    """Codes of bookings a registration names whose lines are not (or no longer) in the warehouse."""
+    query = (
+        select(bookings.c.code)
+        .distinct()
+        .select_from(bookings.join(registrations, registrations.c.booking_code == bookings.c.code))
+        .where(bookings.c.detail_fetched.is_(False))
+        .order_by(bookings.c.code)
+    )
+    return [row[0] for row in connection.execute(query)]
+
+
+def pull_booking_lines(ctx: PullContext) -> StreamResult:
+    """Fetch the line items of bookings registrations point at (the index does not carry them)."""
+    assert ctx.checkfront is not None, "a Checkfront client is required"
+    result = StreamResult("booking_lines")
+    with ctx.engine.connect() as connection:
+        codes = bookings_needing_lines(connection)
+    log.info("booking_lines: %d bookings to fetch", len(codes))
+    for chunk in _chunks(codes):
+        answers = list(ctx.checkfront.concurrently(ctx.checkfront.get_booking, chunk))
+        now = ctx.now()
+        fetched: list[int] = []
+        lines: list[dict[str, Any]] = []
+        rejected, archived = [], []
+        for code, answer in zip(chunk, answers, strict=True):
+            if isinstance(answer, ApiError):
+                result.counts["errors"] += 1
+                continue
+            if answer is None:
+                result.counts["not_found"] += 1
+                continue
+            archived.append((code, answer))
+            try:
+                booking_id, booking_rows = normalize_booking_lines(answer)
+            except RecordRejected as exc:
+                rejected.append((code, answer, str(exc)))
+                continue
+            fetched.append(booking_id)
+            lines += booking_rows
+        with ctx.engine.begin() as connection:
+            replace_children(connection, booking_lines, "booking_id", fetched, lines)
+            for start in range(0, len(fetched), 500):
+                connection.execute(
+                    update(bookings)
+                    .where(bookings.c.booking_id.in_(fetched[start : start + 500]))
+                    .values(detail_fetched=True)
+                )
+            archive(connection, "checkfront.booking_details", archived, now)
+            result.counts["quarantined"] += quarantine_records(
+                connection, "checkfront.booking_details", rejected, run_id=ctx.run_id, at=now
+            )
+        result.counts["rows"] += len(fetched)
+        ctx.report("booking_lines", len(chunk), len(codes))
+        if ctx.should_stop():
+            result.stopped = True
+            break
+    return result

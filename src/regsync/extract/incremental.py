@@ -1,0 +1,128 @@
+"""The incremental pull of a SOQL stream: bounded windows, page checkpoints, split on timeout.
+
+For each window `[lower, upper)` the query is `cursor >= lower AND cursor < upper ORDER BY cursor, Id`
+over queryAll (deleted rows included). Each page is loaded and the watermark moved to the page's
+last cursor value *in the same transaction*; a crash therefore resumes at a committed row, and
+rows sharing that timestamp are read again (upserts make that harmless) instead of skipped. When
+a window is done the watermark moves to its upper bound. `upper` is always `now - safety lag`, so
+rows still being committed in Salesforce are left for the next run; the next run starts at
+`watermark - lookback` for the same reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from regsync.errors import QueryLocatorError, QueryTimeoutError, RecordRejected
+from regsync.extract import soql
+from regsync.extract.context import PullContext, StreamResult
+from regsync.extract.salesforce_streams import SoqlStream
+from regsync.normalize.coerce import sf_datetime
+from regsync.warehouse.state import read_state, write_state
+
+log = logging.getLogger("regsync.extract")
+MAX_LOCATOR_RESTARTS = 5
+
+
+def _floor_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def _parse_since(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def plan_windows(lower: datetime, upper: datetime, width: timedelta) -> list[tuple[datetime, datetime]]:
+    """Consecutive windows of at most `width` covering [lower, upper)."""
+    windows = []
+    start = _floor_second(lower)
+    upper = _floor_second(upper)
+    while start < upper:
+        end = min(upper, start + width)
+        windows.append((start, end))
+        start = end
+    return windows
+
+
+def pull_soql_stream(
+    stream: SoqlStream,
+    ctx: PullContext,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    state_key: str | None = None,
+) -> StreamResult:
+    """Pull one stream from its watermark (or `since`) to `until` (at most now - safety lag)."""
+    assert ctx.salesforce is not None, "a Salesforce client is required"
+    settings = ctx.settings
+    sync = settings.sync
+    key = state_key or stream.name
+    result = StreamResult(stream.name)
+    with ctx.engine.connect() as connection:
+        state = read_state(connection, key)
+    watermark = state.watermark
+    horizon = ctx.now() - timedelta(seconds=sync.safety_lag_s)
+    upper = min(until, horizon) if until is not None else horizon
+    if watermark is not None:
+        lower = watermark - timedelta(seconds=sync.lookback_s)
+        if since is not None:
+            lower = max(lower, since)
+    else:
+        lower = since if since is not None else _parse_since(sync.backfill_since)
+    windows = plan_windows(lower, upper, timedelta(days=sync.window_days))
+    sobject = stream.sobject(settings)
+    fields = stream.fields(settings)
+    restarts = 0
+    log.info("%s: pulling %s from %s to %s in %d window(s)", key, sobject, lower, upper, len(windows))
+    while windows:
+        start, end = windows.pop(0)
+        query = soql.window_query(sobject, fields, stream.cursor, start, end)
+        try:
+            for page in ctx.salesforce.iter_pages(query, include_deleted=True):
+                result.counts["pages"] += 1
+                last = _last_cursor(page.records, stream.cursor)
+                with ctx.engine.begin() as connection:
+                    counts = stream.load_page(connection, page.records, ctx.now(), ctx.run_id, settings)
+                    if last is not None and (watermark is None or last > watermark):
+                        watermark = last
+                        write_state(connection, key, watermark, {"window_end": end.isoformat()})
+                result.counts.update(counts)
+                ctx.report(stream.name, len(page.records), page.total_size)
+                if ctx.should_stop():
+                    result.stopped = True
+                    return result
+        except QueryTimeoutError:
+            if (end - start).total_seconds() <= sync.min_window_s * 2:
+                raise
+            middle = _floor_second(start + (end - start) / 2)
+            log.warning("%s: QUERY_TIMEOUT on %s..%s, splitting the window", key, start, end)
+            windows[0:0] = [(start, middle), (middle, end)]
+            result.counts["window_splits"] += 1
+            continue
+        except QueryLocatorError:
+            restarts += 1
+            if restarts > MAX_LOCATOR_RESTARTS:
+                raise
+            resume = max(start, _floor_second(watermark)) if watermark is not None else start
+            log.warning("%s: query locator lost, restarting the window at %s", key, resume)
+            windows.insert(0, (resume, end))
+            result.counts["locator_restarts"] += 1
+            continue
+        if watermark is None or end > watermark:
+            watermark = end
+            with ctx.engine.begin() as connection:
+                write_state(connection, key, watermark, None)
+    return result
+
+
+def _last_cursor(records: list[dict[str, object]], cursor: str) -> datetime | None:
+    """The cursor value of the page's last parseable record (pages are ordered by the cursor)."""
+    for record in reversed(records):
+        value = record.get(cursor) if isinstance(record, dict) else None
+        try:
+            return sf_datetime(value, cursor)
+        except RecordRejected:  # a broken cursor (that record is quarantined): use the one before
+            continue
+    return None

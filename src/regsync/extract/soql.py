@@ -1,0 +1,72 @@
+"""SOQL is only ever built here, through escaping helpers: no value is pasted into a query raw."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from regsync.errors import ConfigError
+
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+_ESCAPES = {
+    "\\": "\\\\",
+    "'": "\\'",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+def identifier(name: str) -> str:
+    """An object or field API name, checked: configuration must not smuggle SOQL in."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ConfigError(f"{name!r} is not a valid Salesforce API name")
+    return name
+
+
+def literal(value: object) -> str:
+    """A SOQL literal for a Python value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in a SOQL query")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, str):
+        return "'" + "".join(_ESCAPES.get(char, char) for char in value) + "'"
+    raise TypeError(f"no SOQL literal for {type(value).__name__}")
+
+
+def in_list(values: Iterable[object]) -> str:
+    return "(" + ", ".join(literal(v) for v in values) + ")"
+
+
+def window_query(
+    sobject: str,
+    fields: Iterable[str],
+    cursor: str,
+    lower: datetime,
+    upper: datetime,
+) -> str:
+    """SELECT ... WHERE cursor >= lower AND cursor < upper ORDER BY cursor, Id.
+
+    `>=` (never `>`): rows that share the lower bound's timestamp are read again rather than lost;
+    the ordering by Id under the cursor makes pages deterministic among ties.
+    """
+    columns = ", ".join(identifier(f) for f in fields)
+    return (
+        f"SELECT {columns} FROM {identifier(sobject)} "
+        f"WHERE {identifier(cursor)} >= {literal(lower)} AND {identifier(cursor)} < {literal(upper)} "
+        f"ORDER BY {identifier(cursor)} ASC, Id ASC"
+    )

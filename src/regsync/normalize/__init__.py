@@ -1,0 +1,1 @@
+"""Pure functions from raw API payloads to typed warehouse rows; a bad record raises RecordRejected."""

@@ -1,0 +1,115 @@
+"""Coercions shared by every normalizer: Salesforce datetimes, unix seconds, money, ids, enums."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from regsync.errors import RecordRejected
+
+MAX_TEXT = 131_072  # the longest Salesforce long-text area
+
+
+def sf_datetime(value: Any, field: str) -> datetime:
+    """`2013-05-20T20:49:32.000+0000` (or ISO 8601 with Z / +hh:mm) -> aware UTC datetime."""
+    if not isinstance(value, str) or not value:
+        raise RecordRejected(f"expected a datetime string, got {_kind(value)}", field=field)
+    text = value
+    if len(text) >= 5 and text[-5] in "+-" and text[-4:].isdigit():
+        text = f"{text[:-2]}:{text[-2:]}"  # +0000 -> +00:00 for fromisoformat
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordRejected(f"not a datetime: {value[:40]!r}", field=field) from None
+    if moment.tzinfo is None:
+        raise RecordRejected("datetime without a time zone", field=field)
+    return moment.astimezone(UTC)
+
+
+def epoch(value: Any, field: str, *, optional: bool = False) -> datetime | None:
+    """Unix seconds (int, or a numeric string as Checkfront's webhooks send) -> aware UTC datetime."""
+    if value in (None, "", 0) and optional:
+        return None
+    if isinstance(value, bool):
+        raise RecordRejected("expected unix seconds, got a boolean", field=field)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int | float):
+        raise RecordRejected(f"expected unix seconds, got {_kind(value)}", field=field)
+    if not 0 <= value < 32503680000:  # before year 3000
+        raise RecordRejected(f"unix seconds out of range: {value}", field=field)
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def money(value: Any, field: str, *, optional: bool = True) -> Decimal | None:
+    """Checkfront's "130.00" strings and Salesforce currency numbers -> exact Decimal."""
+    if value is None or value == "":
+        if optional:
+            return None
+        raise RecordRejected("amount is missing", field=field)
+    if isinstance(value, bool):
+        raise RecordRejected("expected an amount, got a boolean", field=field)
+    if isinstance(value, int | float):
+        value = repr(value) if isinstance(value, float) else str(value)
+    if not isinstance(value, str):
+        raise RecordRejected(f"expected an amount, got {_kind(value)}", field=field)
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        raise RecordRejected(f"not an amount: {value[:40]!r}", field=field) from None
+    if not amount.is_finite() or abs(amount) >= Decimal("1e12"):
+        raise RecordRejected(f"amount out of range: {value[:40]!r}", field=field)
+    return amount
+
+
+def integer(value: Any, field: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool):
+        raise RecordRejected("expected an integer, got a boolean", field=field)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int):
+        raise RecordRejected(f"expected an integer, got {_kind(value)}", field=field)
+    return value
+
+
+def text(value: Any, field: str, *, optional: bool = True, max_length: int = 255) -> str | None:
+    if value is None:
+        if optional:
+            return None
+        raise RecordRejected("is missing", field=field)
+    if not isinstance(value, str):
+        raise RecordRejected(f"expected text, got {_kind(value)}", field=field)
+    if len(value) > max_length:
+        raise RecordRejected(f"text longer than {max_length} characters", field=field)
+    return value
+
+
+def boolean(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise RecordRejected(f"expected true/false, got {_kind(value)}", field=field)
+    return value
+
+
+def one_of(value: Any, allowed: tuple[str, ...], field: str) -> str:
+    if value not in allowed:
+        shown = value[:40] if isinstance(value, str) else _kind(value)
+        raise RecordRejected(f"unknown value {shown!r} (expected one of {', '.join(allowed)})", field=field)
+    return value
+
+
+def sf_id(value: Any, field: str, *, optional: bool = False) -> str | None:
+    """A Salesforce id: 15 or 18 alphanumeric characters."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or len(value) not in (15, 18) or not (value.isascii() and value.isalnum()):
+        raise RecordRejected(f"not a Salesforce id: {str(value)[:40]!r}", field=field)
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__

@@ -1,0 +1,131 @@
+"""The pull job: every stream in order, one run in the ledger, an outcome an operator can act on."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from regsync.clients.checkfront import CheckfrontClient
+from regsync.clients.salesforce import SalesforceClient
+from regsync.clients.usage import ApiUsage
+from regsync.config import Settings
+from regsync.errors import ApiError, QuotaExhaustedError, RegsyncError
+from regsync.extract.checkfront_streams import (
+    pull_booking_lines,
+    pull_booking_sessions,
+    pull_bookings,
+)
+from regsync.extract.context import Progress, PullContext, StreamResult
+from regsync.extract.incremental import pull_soql_stream
+from regsync.extract.salesforce_streams import SOQL_STREAMS
+from regsync.warehouse.engine import open_warehouse
+from regsync.warehouse.state import finish_run, start_run
+
+log = logging.getLogger("regsync.pull")
+
+STREAM_ORDER = ("sessions", "registrations", "booking_sessions", "bookings", "booking_lines")
+
+
+@dataclass
+class PullReport:
+    """What one pull did."""
+
+    run_id: str
+    outcome: str  # ok | partial | deferred | failed
+    streams: list[StreamResult] = field(default_factory=list)
+    api_calls: dict[str, object] = field(default_factory=dict)
+    message: str | None = None
+
+    def totals(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for stream in self.streams:
+            total.update({f"{stream.stream}.{k}": v for k, v in stream.counts.items()})
+        return total
+
+    @property
+    def quarantined(self) -> int:
+        return sum(s.counts["quarantined"] for s in self.streams)
+
+
+def run_pull(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    job: str = "pull",
+    streams: Sequence[str] = STREAM_ORDER,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] | None = None,
+) -> PullReport:
+    """Pull the given streams into the warehouse; never raises for API trouble, reports it."""
+    unknown = [s for s in streams if s not in STREAM_ORDER]
+    if unknown:
+        raise RegsyncError(f"unknown stream(s): {', '.join(unknown)} (known: {', '.join(STREAM_ORDER)})")
+    engine = engine or open_warehouse(settings.warehouse.url)
+    usage = ApiUsage(settings.quota.max_share)
+    run_id = start_run(engine, job)
+    extra = {"sleep": sleep} if sleep is not None else {}
+    salesforce = SalesforceClient(settings.salesforce, settings.retry, usage, **extra)
+    checkfront = CheckfrontClient(settings.checkfront, settings.retry, usage, **extra)
+    ctx = PullContext(
+        settings=settings,
+        engine=engine,
+        usage=usage,
+        run_id=run_id,
+        salesforce=salesforce,
+        checkfront=checkfront,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    report = PullReport(run_id=run_id, outcome="ok")
+    backfill = since is not None or until is not None
+    try:
+        for name in (s for s in STREAM_ORDER if s in streams):
+            if name in SOQL_STREAMS:
+                key = (
+                    f"backfill:{name}:{since and since.isoformat()}:{until and until.isoformat()}"
+                    if backfill
+                    else None
+                )
+                result = pull_soql_stream(SOQL_STREAMS[name], ctx, since=since, until=until, state_key=key)
+            elif name == "booking_sessions":
+                result = pull_booking_sessions(ctx)
+            elif name == "bookings":
+                result = pull_bookings(ctx)
+            else:
+                result = pull_booking_lines(ctx)
+            report.streams.append(result)
+            if result.stopped:
+                report.outcome = "partial"
+                report.message = "stopped on request; everything read so far is committed"
+                break
+        if report.outcome == "ok" and (report.quarantined or any(s.counts["errors"] for s in report.streams)):
+            report.outcome = "partial"
+            report.message = f"{report.quarantined} record(s) quarantined; see `regsync status`"
+    except QuotaExhaustedError as exc:
+        report.outcome = "deferred"
+        report.message = str(exc)
+        log.warning("deferred: %s", exc)
+    except (ApiError, RegsyncError) as exc:
+        report.outcome = "failed"
+        report.message = f"{type(exc).__name__}: {exc}"
+        log.error("pull failed: %s", report.message)
+    finally:
+        checkfront.close()
+        report.api_calls = usage.snapshot()
+        finish_run(
+            engine,
+            run_id,
+            report.outcome,
+            counts=dict(report.totals()),
+            api_calls=report.api_calls,
+            message=report.message,
+        )
+    return report

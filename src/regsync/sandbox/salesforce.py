@@ -1,0 +1,654 @@
+"""The Salesforce REST emulator: OAuth, SOQL query/queryAll with cursors, describe, limits, Apex REST.
+
+Shapes follow the Salesforce REST API docs and Blackthorn's published sessionRegistration contract;
+where neither says what happens, the choice is commented at the spot.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+
+from regsync.sandbox import soql
+from regsync.sandbox.faults import FaultInjector, window_seconds
+from regsync.sandbox.http import Route, SandboxRequest, SandboxResponse
+from regsync.sandbox.store import (
+    ATTENDEE,
+    REGISTRATION,
+    SCHEMAS,
+    SESSION,
+    SESSION_ATTENDEE,
+    SandboxStore,
+    is_sf_id,
+)
+
+API_VERSIONS = ("58.0", "59.0", "60.0", "61.0", "62.0")
+MAX_BATCH = 2000
+ORG_ID = "00D5g00000SANDBX"  # 15-char org id, as in the `id` URL of a token response
+USER_ID = "0055g00000DEMOUSR"
+_V = r"/services/data/v(?P<version>\d+\.\d)"
+
+
+@dataclass(frozen=True)
+class SalesforceCredentials:
+    """What the emulated org accepts (fixed, documented demo values)."""
+
+    username: str
+    password: str
+    security_token: str
+    consumer_key: str
+    consumer_secret: str
+    session_id: str
+    jwt_public_key_pem: bytes | None = None
+
+
+def _errors(status: int, code: str, message: str, fields: list[str] | None = None) -> SandboxResponse:
+    """Salesforce's REST error body: a JSON array of {message, errorCode[, fields]}."""
+    body: dict[str, Any] = {"message": message, "errorCode": code}
+    if fields is not None:
+        body["fields"] = fields
+    return SandboxResponse.json(status, [body])
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> SandboxResponse:
+    return SandboxResponse.json(status, {"error": error, "error_description": description})
+
+
+@dataclass
+class _Cursor:
+    ids: list[str]
+    sobject: str
+    query: soql.Query
+    all_rows: bool
+    batch: int
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class SalesforceApi:
+    """Routes and state of the emulated org."""
+
+    def __init__(
+        self,
+        store: SandboxStore,
+        credentials: SalesforceCredentials,
+        *,
+        base_url: Callable[[], str],
+        faults: FaultInjector,
+        daily_limit: int = 5_000_000,
+    ) -> None:
+        self.store = store
+        self.credentials = credentials
+        self.base_url = base_url
+        self.faults = faults
+        self.daily_limit = daily_limit
+        self.api_usage = 0
+        self.tokens: set[str] = {credentials.session_id}
+        self._cursors: dict[str, _Cursor] = {}
+        self._cursor_ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._session_attendee_pairs: set[tuple[str, str]] | None = None
+        self._schemas = {name.lower(): (name, schema.fields) for name, schema in SCHEMAS.items()}
+
+    # ------------------------------------------------------------------ routing
+    def routes(self) -> list[Route]:
+        return [
+            Route("POST", r"/services/oauth2/token", self.token, "salesforce.oauth.token"),
+            Route("GET", r"/services/data/?", self.versions, "salesforce.versions"),
+            Route("GET", _V + r"/?", self.resources, "salesforce.resources"),
+            Route("GET", _V + r"/limits/?", self.limits, "salesforce.limits"),
+            Route("GET", _V + r"/sobjects/?", self.sobjects, "salesforce.sobjects"),
+            Route(
+                "GET",
+                _V + r"/sobjects/(?P<sobject>\w+)/describe/?",
+                self.describe,
+                "salesforce.describe",
+            ),
+            Route(
+                "GET",
+                _V + r"/sobjects/(?P<sobject>\w+)/(?P<id>\w+)/?",
+                self.retrieve,
+                "salesforce.retrieve",
+            ),
+            Route(
+                "PATCH",
+                _V + r"/sobjects/(?P<sobject>\w+)/(?P<id>\w+)/?",
+                self.update,
+                "salesforce.update",
+            ),
+            Route(
+                "DELETE",
+                _V + r"/sobjects/(?P<sobject>\w+)/(?P<id>\w+)/?",
+                self.delete,
+                "salesforce.delete",
+            ),
+            Route("GET", _V + r"/(?P<kind>query|queryAll)/?", self.query, "salesforce.query"),
+            Route(
+                "GET",
+                _V + r"/(?P<kind>query|queryAll)/(?P<locator>01g\w+)-(?P<offset>\d+)",
+                self.query_more,
+                "salesforce.query_more",
+            ),
+            Route(
+                "POST",
+                r"/services/apexrest/conference360/sessionRegistration/?",
+                self.session_registration,
+                "salesforce.apex.session_registration",
+            ),
+        ]
+
+    def not_found(self, request: SandboxRequest) -> SandboxResponse:
+        if request.path.startswith("/services/apexrest/"):
+            mapping = request.path[len("/services/apexrest") :]
+            return _errors(404, "NOT_FOUND", f"Could not find a match for URL {mapping}")
+        return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # ------------------------------------------------------------------ auth and limits
+    def _authorize(self, request: SandboxRequest) -> SandboxResponse | None:
+        """Check the bearer token and count the call against the daily limit."""
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("bearer", "oauth") or token not in self.tokens:
+            return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        with self._lock:
+            self.api_usage += 1
+            usage = self.api_usage
+        platform = self.faults.salesforce
+        if platform.token_expire_after is not None and usage > platform.token_expire_after:
+            # Revoke every token once: the client must re-authenticate and go on.
+            platform.token_expire_after = None
+            self.tokens = {self.credentials.session_id} if token != self.credentials.session_id else set()
+            self.faults.injected["token_expired"] += 1
+            return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        limit = self.daily_limit
+        if platform.request_limit_after is not None:
+            limit = min(limit, platform.request_limit_after)
+        if usage > limit:
+            self.faults.injected["request_limit_exceeded"] += 1 if platform.request_limit_after else 0
+            return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        return None
+
+    def limit_header(self) -> tuple[str, str]:
+        return ("Sforce-Limit-Info", f"api-usage={self.api_usage}/{self.daily_limit}")
+
+    def _guarded(self, request: SandboxRequest, answer: Callable[[], SandboxResponse]) -> SandboxResponse:
+        refused = self._authorize(request)
+        response = refused if refused is not None else answer()
+        response.headers.append(self.limit_header())
+        return response
+
+    # ------------------------------------------------------------------ OAuth
+    def token(self, request: SandboxRequest) -> SandboxResponse:
+        form = {key: values[0] for key, values in parse_qs(request.body.decode("utf-8", "replace")).items()}
+        grant = form.get("grant_type", "")
+        creds = self.credentials
+        scope: str | None = None
+        if grant == "password":
+            if form.get("client_id") != creds.consumer_key:
+                return _oauth_error("invalid_client_id", "client identifier invalid")
+            if form.get("client_secret") != creds.consumer_secret:
+                return _oauth_error("invalid_client", "invalid client credentials")
+            if form.get("username") != creds.username or form.get("password") != (
+                creds.password + creds.security_token
+            ):
+                return _oauth_error("invalid_grant", "authentication failure")
+        elif grant == "client_credentials":
+            if (
+                form.get("client_id") != creds.consumer_key
+                or form.get("client_secret") != creds.consumer_secret
+            ):
+                return _oauth_error("invalid_client", "invalid client credentials")
+            scope = "api"
+        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            refused = self._check_jwt(form.get("assertion", ""))
+            if refused is not None:
+                return refused
+            scope = "api"
+        elif not grant:
+            return _oauth_error("unsupported_grant_type", "grant type not supported")
+        else:
+            return _oauth_error("unsupported_grant_type", "grant type not supported")
+        access_token = f"{ORG_ID}!AQ{secrets.token_urlsafe(60)}"
+        self.tokens.add(access_token)
+        issued_at = str(int(self.store.clock.now() * 1000))
+        identity = f"https://login.salesforce.com/id/{ORG_ID}AAA/{USER_ID}AAA"
+        signature = base64.b64encode(
+            hmac.new(creds.consumer_secret.encode(), (identity + issued_at).encode(), hashlib.sha256).digest()
+        ).decode()
+        body: dict[str, Any] = {
+            "access_token": access_token,
+            "instance_url": self.base_url(),
+            "id": identity,
+            "token_type": "Bearer",
+            "issued_at": issued_at,
+            "signature": signature,
+        }
+        if scope:
+            body["scope"] = scope
+        return SandboxResponse.json(200, body)
+
+    def _check_jwt(self, assertion: str) -> SandboxResponse | None:
+        key = self.credentials.jwt_public_key_pem
+        if not assertion or key is None:
+            return _oauth_error("invalid_grant", "invalid assertion")
+        try:
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["RS256"],
+                audience=[
+                    "https://login.salesforce.com",
+                    "https://test.salesforce.com",
+                    self.base_url(),
+                ],
+                options={"require": ["iss", "sub", "aud", "exp"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            return _oauth_error("invalid_grant", "expired authorization code")
+        except jwt.PyJWTError:
+            return _oauth_error("invalid_grant", "invalid assertion")
+        if claims.get("iss") != self.credentials.consumer_key:
+            return _oauth_error("invalid_client_id", "client identifier invalid")
+        if claims.get("sub") != self.credentials.username:
+            return _oauth_error("invalid_grant", "user hasn't approved this consumer")
+        return None
+
+    # ------------------------------------------------------------------ metadata
+    def versions(self, request: SandboxRequest) -> SandboxResponse:
+        return SandboxResponse.json(
+            200,
+            [{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v} for v in API_VERSIONS],
+        )
+
+    def _version_ok(self, request: SandboxRequest) -> SandboxResponse | None:
+        if request.params.get("version") not in API_VERSIONS:
+            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+        return None
+
+    def resources(self, request: SandboxRequest) -> SandboxResponse:
+        def answer() -> SandboxResponse:
+            base = f"/services/data/v{request.params['version']}"
+            names = ("limits", "query", "queryAll", "sobjects")
+            return SandboxResponse.json(200, {name: f"{base}/{name}" for name in names})
+
+        return self._guarded(request, lambda: self._version_ok(request) or answer())
+
+    def limits(self, request: SandboxRequest) -> SandboxResponse:
+        def answer() -> SandboxResponse:
+            remaining = max(0, self.daily_limit - self.api_usage)
+            return SandboxResponse.json(
+                200,
+                {
+                    "DailyApiRequests": {"Max": self.daily_limit, "Remaining": remaining},
+                    "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                    "DataStorageMB": {"Max": 5120, "Remaining": 5000},
+                },
+            )
+
+        return self._guarded(request, lambda: self._version_ok(request) or answer())
+
+    def _schema(self, name: str) -> tuple[str, Any] | None:
+        found = self._schemas.get(name.lower())
+        return (found[0], SCHEMAS[found[0]]) if found else None
+
+    def sobjects(self, request: SandboxRequest) -> SandboxResponse:
+        def answer() -> SandboxResponse:
+            version = request.params["version"]
+            return SandboxResponse.json(
+                200,
+                {
+                    "encoding": "UTF-8",
+                    "maxBatchSize": 200,
+                    "sobjects": [
+                        {
+                            "name": schema.name,
+                            "label": schema.label,
+                            "keyPrefix": schema.key_prefix,
+                            "custom": schema.name.endswith("__c"),
+                            "queryable": True,
+                            "urls": {
+                                "sobject": f"/services/data/v{version}/sobjects/{schema.name}",
+                                "describe": f"/services/data/v{version}/sobjects/{schema.name}/describe",
+                            },
+                        }
+                        for schema in SCHEMAS.values()
+                    ],
+                },
+            )
+
+        return self._guarded(request, lambda: self._version_ok(request) or answer())
+
+    def describe(self, request: SandboxRequest) -> SandboxResponse:
+        def answer() -> SandboxResponse:
+            found = self._schema(request.params["sobject"])
+            if found is None:
+                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+            _, schema = found
+            fields = []
+            for name, kind in schema.fields.items():
+                entry: dict[str, Any] = {
+                    "name": name,
+                    "label": name.removeprefix("conference360__").removesuffix("__c").replace("_", " "),
+                    "type": kind,
+                    "custom": name.endswith("__c"),
+                    "nillable": name
+                    not in ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp"),
+                    "length": 255
+                    if kind in ("string", "picklist", "email")
+                    else (131072 if kind == "textarea" else 0),
+                    "picklistValues": [
+                        {
+                            "active": True,
+                            "defaultValue": i == 0,
+                            "label": value,
+                            "validFor": None,
+                            "value": value,
+                        }
+                        for i, value in enumerate(schema.picklists.get(name, ()))
+                    ],
+                    "referenceTo": [],
+                }
+                fields.append(entry)
+            return SandboxResponse.json(
+                200,
+                {
+                    "name": schema.name,
+                    "label": schema.label,
+                    "keyPrefix": schema.key_prefix,
+                    "custom": schema.name.endswith("__c"),
+                    "queryable": True,
+                    "createable": True,
+                    "updateable": True,
+                    "fields": fields,
+                },
+            )
+
+        return self._guarded(request, lambda: self._version_ok(request) or answer())
+
+    # ------------------------------------------------------------------ records
+    def _record_url(self, version: str, sobject: str, record_id: str) -> str:
+        return f"/services/data/v{version}/sobjects/{sobject}/{record_id}"
+
+    def retrieve(self, request: SandboxRequest) -> SandboxResponse:
+        def answer() -> SandboxResponse:
+            found = self._schema(request.params["sobject"])
+            if found is None:
+                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+            name, schema = found
+            record = self.store.salesforce.tables[name].get(request.params["id"])
+            if record is None or record["IsDeleted"]:
+                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+            wanted = request.arg("fields")
+            names = list(schema.fields) if not wanted else [f.strip() for f in wanted.split(",") if f.strip()]
+            canonical = {f.lower(): f for f in schema.fields}
+            bad = [f for f in names if f.lower() not in canonical]
+            if bad:
+                return _errors(400, "INVALID_FIELD", f"No such column '{bad[0]}' on entity '{name}'.")
+            body: dict[str, Any] = {
+                "attributes": {
+                    "type": name,
+                    "url": self._record_url(request.params["version"], name, record["Id"]),
+                }
+            }
+            with self.store.lock:
+                for f in names:
+                    body[canonical[f.lower()]] = record[canonical[f.lower()]]
+            return SandboxResponse.json(200, body)
+
+        return self._guarded(request, lambda: self._version_ok(request) or answer())
+
+    def update(self, request: SandboxRequest) -> SandboxResponse:
+        def answer() -> SandboxResponse:
+            found = self._schema(request.params["sobject"])
+            if found is None:
+                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+            name, schema = found
+            record = self.store.salesforce.tables[name].get(request.params["id"])
+            if record is None or record["IsDeleted"]:
+                return _errors(404, "ENTITY_IS_DELETED", "entity is deleted")
+            try:
+                values = request.json()
+            except ValueError as exc:
+                return _errors(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}")
+            if not isinstance(values, dict):
+                return _errors(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+            canonical = {f.lower(): f for f in schema.fields}
+            readonly = {"id", "isdeleted", "createddate", "lastmodifieddate", "systemmodstamp"}
+            for key in values:
+                if key.lower() not in canonical:
+                    return _errors(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {name}")
+                if key.lower() in readonly:
+                    return _errors(
+                        400,
+                        "INVALID_FIELD_FOR_INSERT_UPDATE",
+                        f"Unable to create/update fields: {key}.",
+                        [key],
+                    )
+            self.store.update_sf(name, record["Id"], {canonical[k.lower()]: v for k, v in values.items()})
+            return SandboxResponse(204, b"")
+
+        return self._guarded(request, lambda: self._version_ok(request) or answer())
+
+    def delete(self, request: SandboxRequest) -> SandboxResponse:
+        def answer() -> SandboxResponse:
+            found = self._schema(request.params["sobject"])
+            if found is None:
+                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+            name, _ = found
+            record = self.store.salesforce.tables[name].get(request.params["id"])
+            if record is None or record["IsDeleted"]:
+                return _errors(404, "ENTITY_IS_DELETED", "entity is deleted")
+            self.store.delete_sf(name, record["Id"])
+            return SandboxResponse(204, b"")
+
+        return self._guarded(request, lambda: self._version_ok(request) or answer())
+
+    # ------------------------------------------------------------------ SOQL
+    def query(self, request: SandboxRequest) -> SandboxResponse:
+        return self._guarded(request, lambda: self._version_ok(request) or self._run_query(request))
+
+    def _batch_size(self, request: SandboxRequest) -> int:
+        options = request.headers.get("sforce-query-options", "")
+        for part in options.split(","):
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "batchsize" and value.isdigit():
+                return min(MAX_BATCH, max(200, int(value)))
+        return MAX_BATCH
+
+    def _run_query(self, request: SandboxRequest) -> SandboxResponse:
+        text = request.arg("q")
+        if not text:
+            return _errors(400, "MALFORMED_QUERY", "A query string has to be specified")
+        try:
+            bound = soql.bind(soql.parse(text), self._schemas)
+        except soql.SoqlError as exc:
+            return _errors(400, exc.error_code, exc.message)
+        bound_window = self.faults.salesforce.query_timeout_window_s
+        if bound_window is not None and window_seconds(text) > bound_window:
+            self.faults.injected["query_timeout"] += 1
+            return _errors(
+                400,
+                "QUERY_TIMEOUT",
+                "Your query request was running for too long.",
+            )
+        all_rows = request.params["kind"] == "queryAll"
+        with self.store.lock:
+            rows = (r for r in self.store.records(bound.sobject) if all_rows or not r["IsDeleted"])
+            matched = soql.execute(bound, rows)
+        if bound.is_count:
+            return SandboxResponse.json(200, {"totalSize": len(matched), "done": True, "records": []})
+        cursor = _Cursor(
+            ids=[r["Id"] for r in matched],
+            sobject=bound.sobject,
+            query=bound,
+            all_rows=all_rows,
+            batch=self._batch_size(request),
+        )
+        locator = f"01g5g{next(self._cursor_ids):010d}"
+        return self._page(request, locator, cursor, 0)
+
+    def query_more(self, request: SandboxRequest) -> SandboxResponse:
+        def answer() -> SandboxResponse:
+            locator = request.params["locator"]
+            platform = self.faults.salesforce
+            cursor = self._cursors.get(locator)
+            if platform.invalid_locator_nth:
+                self.faults.injected["_locator_calls"] += 1
+                if self.faults.injected["_locator_calls"] in platform.invalid_locator_nth:
+                    self.faults.injected["invalid_locator"] += 1
+                    cursor = None
+                    self._cursors.pop(locator, None)
+            if cursor is None:
+                return _errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            return self._page(request, locator, cursor, int(request.params["offset"]))
+
+        return self._guarded(request, lambda: self._version_ok(request) or answer())
+
+    def _page(self, request: SandboxRequest, locator: str, cursor: _Cursor, offset: int) -> SandboxResponse:
+        version = request.params["version"]
+        chunk = cursor.ids[offset : offset + cursor.batch]
+        table = self.store.salesforce.tables[cursor.sobject]
+        url_prefix = f"/services/data/v{version}/sobjects/{cursor.sobject}/"
+        records = []
+        with self.store.lock:
+            for record_id in chunk:
+                record = table.get(record_id)
+                if record is None:
+                    continue
+                out = {"attributes": {"type": cursor.sobject, "url": url_prefix + record_id}}
+                out.update(soql.project(cursor.query, record))
+                records.append(out)
+        end = offset + len(chunk)
+        done = end >= len(cursor.ids)
+        body: dict[str, Any] = {"totalSize": len(cursor.ids), "done": done}
+        if done:
+            self._cursors.pop(locator, None)
+        else:
+            cursor.last_used = time.monotonic()
+            self._cursors[locator] = cursor
+            kind = "queryAll" if cursor.all_rows else "query"
+            body["nextRecordsUrl"] = f"/services/data/v{version}/{kind}/{locator}-{end}"
+        body["records"] = records
+        return SandboxResponse.json(200, body)
+
+    # ------------------------------------------------------------------ Apex REST
+    def session_registration(self, request: SandboxRequest) -> SandboxResponse:
+        return self._guarded(request, lambda: self._session_registration(request))
+
+    def _session_registration(self, request: SandboxRequest) -> SandboxResponse:
+        """Blackthorn's sessionRegistration: save (submit false) or final-submit (submit true).
+
+        Validation failures answer HTTP 400 with Blackthorn's documented `{"error": "..."}` body
+        (the convention of all its sibling APIs; the exact text for this endpoint is not published).
+        A body that is not JSON fails in the platform before Apex runs: 400 JSON_PARSER_ERROR array.
+        """
+        try:
+            payload = json.loads(request.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _errors(400, "JSON_PARSER_ERROR", f"Unexpected character in request body: {exc}")
+        if not isinstance(payload, dict):
+            return _errors(400, "JSON_PARSER_ERROR", "Expected a JSON object for the request body")
+        problem = self._validate_registration(payload)
+        if problem:
+            return SandboxResponse.json(400, {"error": problem})
+        submit = payload.get("submit") is True
+        record_id = payload.get("id") or ""
+        tables = self.store.salesforce.tables
+        with self.store.lock:
+            existing = tables[REGISTRATION].get(record_id) if record_id else None
+            if existing is not None and existing["IsDeleted"]:
+                existing = None
+            if existing is not None and existing["conference360__Status__c"] == "Completed":
+                return SandboxResponse.json(
+                    400,
+                    {
+                        "error": f"Event Registration Submission {record_id} is already complete "
+                        "and cannot be saved or submitted again."
+                    },
+                )
+            if submit and not record_id:
+                return SandboxResponse.json(400, {"error": "id is required to submit a registration."})
+            stored = {k: v for k, v in payload.items() if k != "submit"}
+            values: dict[str, Any] = {"conference360__Process__c": False}
+            if existing is None:
+                # "If the id is populated, the existing record is updated if found, otherwise created":
+                # Salesforce cannot insert with a chosen Id, so a new one is generated either way.
+                record = self.store.insert_sf(
+                    REGISTRATION, {"conference360__Status__c": "Draft", "Name": "ERS"}
+                )
+                record["Name"] = f"ERS-{len(tables[REGISTRATION]):07d}"
+            else:
+                record = existing
+            stored["id"] = record["Id"]
+            values["conference360__Attendee_JSON__c"] = json.dumps(stored, separators=(",", ":"))
+            if submit:
+                self._create_session_attendees(payload["attendeeList"])
+                values["conference360__Status__c"] = "Completed"
+                values["conference360__Error_Message__c"] = None
+            self.store.update_sf(REGISTRATION, record["Id"], values)
+        answer = dict(payload)
+        answer["id"] = record["Id"]
+        return SandboxResponse.json(200, answer)
+
+    def _validate_registration(self, payload: dict[str, Any]) -> str | None:
+        attendees = payload.get("attendeeList")
+        submit = payload.get("submit")
+        if submit is not None and not isinstance(submit, bool):
+            return "submit must be true or false."
+        record_id = payload.get("id")
+        if record_id not in (None, "") and (not isinstance(record_id, str) or not is_sf_id(record_id)):
+            return f"Invalid id: {record_id}"
+        if not isinstance(attendees, list) or not attendees:
+            return "attendeeList is required."
+        tables = self.store.salesforce.tables
+        for index, attendee in enumerate(attendees):
+            if not isinstance(attendee, dict):
+                return f"attendeeList[{index}] must be an object."
+            attendee_id = attendee.get("id")
+            if not isinstance(attendee_id, str) or attendee_id not in tables[ATTENDEE]:
+                return f"Attendee not found: {attendee_id}"
+            session_ids = attendee.get("sessionIds")
+            if session_ids is None and not submit:
+                continue
+            if not isinstance(session_ids, list) or (submit and not session_ids):
+                return f"sessionIds are required for attendee {attendee_id}."
+            for session_id in session_ids:
+                if not isinstance(session_id, str) or session_id not in tables[SESSION]:
+                    return f"Session not found: {session_id}"
+        return None
+
+    def _create_session_attendees(self, attendees: list[dict[str, Any]]) -> None:
+        table = self.store.salesforce.tables[SESSION_ATTENDEE]
+        if self._session_attendee_pairs is None:  # built once, then kept up to date here
+            self._session_attendee_pairs = {
+                (r["conference360__Attendee__c"], r["conference360__Session__c"])
+                for r in table.values()
+                if not r["IsDeleted"]
+            }
+        for attendee in attendees:
+            for session_id in attendee.get("sessionIds") or []:
+                pair = (attendee["id"], session_id)
+                if pair in self._session_attendee_pairs:
+                    continue
+                self._session_attendee_pairs.add(pair)
+                self.store.insert_sf(
+                    SESSION_ATTENDEE,
+                    {
+                        "Name": "SA",
+                        "conference360__Attendee__c": attendee["id"],
+                        "conference360__Session__c": session_id,
+                        "conference360__Registration_Status__c": "Registered",
+                    },
+                )
