@@ -8,6 +8,7 @@ number of attempts, no retry on business errors.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -17,7 +18,6 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from regsync.config import RetrySettings
@@ -32,15 +32,15 @@ class _RetryAfterOrBackoff:
 
     def __init__(self, policy: RetrySettings) -> None:
         self.policy = policy
-        self.backoff = wait_exponential_jitter(
-            initial=policy.initial_s, max=policy.max_s, jitter=policy.initial_s
-        )
+        self.random = random.Random()
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetriableApiError) and exc.retry_after is not None:
             return min(max(exc.retry_after, 0.0), self.policy.max_retry_after_s)
-        return float(self.backoff(state))
+        # Exponential from initial_s, capped at max_s, plus up to initial_s of jitter.
+        exponential = self.policy.initial_s * 2 ** (state.attempt_number - 1)
+        return min(self.policy.max_s, exponential) + self.random.uniform(0, self.policy.initial_s)
 
 
 def retrying(policy: RetrySettings, *, sleep: Callable[[float], None] = time.sleep) -> Retrying:

@@ -49,11 +49,8 @@ def _fresh(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> 
     """Rows not older than what the warehouse holds (a late page never undoes a newer read)."""
     if not rows:
         return rows
-    stored = dict(
-        connection.execute(
-            select(table.c.id, table.c.system_modstamp).where(table.c.id.in_([r["id"] for r in rows]))
-        ).tuples()
-    )
+    query = select(table.c.id, table.c.system_modstamp).where(table.c.id.in_([r["id"] for r in rows]))
+    stored = {ident: stamp for ident, stamp in connection.execute(query)}
     return [r for r in rows if r["id"] not in stored or stored[r["id"]] <= r["system_modstamp"]]
 
 

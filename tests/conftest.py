@@ -1,0 +1,60 @@
+"""Shared fixtures: warehouses on SQLite and PostgreSQL, each test in its own database or schema."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from regsync.warehouse.engine import make_engine, migrate
+
+PG_URL = os.environ.get("REGSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("REGSYNC_REQUIRE_PG") == "1" or os.environ.get("CI") == "true"
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    return None
+
+
+_PG_PROBLEM = _pg_reachable()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty warehouse URL on each backend (PostgreSQL: a schema of its own)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+        return
+    if _PG_PROBLEM is not None:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_URL}: {_PG_PROBLEM}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL} ({_PG_PROBLEM}); set REGSYNC_TEST_PG_URL")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> Iterator[Engine]:
+    """A migrated warehouse engine on each backend."""
+    engine = make_engine(warehouse_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from regsync.clients.retry import call_with_retry
+from regsync.config import RetrySettings
+from regsync.errors import BusinessError, RateLimitedError, RetriableApiError
+
+POLICY = RetrySettings(attempts=4, initial_s=0.5, max_s=8.0, max_retry_after_s=30.0)
+
+
+def test_retries_retriable_errors_then_succeeds() -> None:
+    sleeps: list[float] = []
+    calls = iter([RetriableApiError("503"), RetriableApiError("reset"), "done"])
+
+    def flaky() -> str:
+        item = next(calls)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert call_with_retry(POLICY, flaky, sleep=sleeps.append) == "done"
+    assert len(sleeps) == 2
+    assert all(0 < s <= 8.0 + 0.5 for s in sleeps)
+
+
+def test_honours_retry_after_capped() -> None:
+    sleeps: list[float] = []
+    calls = iter([RateLimitedError("429", retry_after=7), RateLimitedError("429", retry_after=900), "ok"])
+
+    def limited() -> str:
+        item = next(calls)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert call_with_retry(POLICY, limited, sleep=sleeps.append) == "ok"
+    assert sleeps == [7.0, 30.0]
+
+
+def test_business_errors_are_not_retried() -> None:
+    sleeps: list[float] = []
+    count = 0
+
+    def refused() -> None:
+        nonlocal count
+        count += 1
+        raise BusinessError("already complete")
+
+    with pytest.raises(BusinessError):
+        call_with_retry(POLICY, refused, sleep=sleeps.append)
+    assert count == 1
+    assert sleeps == []
+
+
+def test_gives_up_after_attempts_with_the_last_error() -> None:
+    count = 0
+
+    def down() -> None:
+        nonlocal count
+        count += 1
+        raise RetriableApiError(f"down {count}")
+
+    with pytest.raises(RetriableApiError, match="down 4"):
+        call_with_retry(POLICY, down, sleep=lambda _s: None)
+    assert count == 4
