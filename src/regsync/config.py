@@ -162,10 +162,13 @@ class SyncSettings(_Section):
 
     lookback_s: int = Field(default=300, ge=0)
     safety_lag_s: int = Field(default=60, ge=0)
-    window_days: float = Field(default=30.0, gt=0)
+    window_days: float = Field(default=3650.0, gt=0)
     min_window_s: int = Field(default=60, ge=1)
     backfill_since: str = "2015-01-01"
     booking_window_days: int = Field(default=365, ge=1)
+    # A booking session seen alive is read again when its registration changed since, or when the
+    # last read is older than this (its cart may have changed or ended).
+    booking_session_refresh_s: int = Field(default=3600, ge=0)
 
 
 class QuotaSettings(_Section):

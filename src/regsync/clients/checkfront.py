@@ -257,8 +257,11 @@ class CheckfrontClient:
         """One booking by code or id, None when Checkfront does not know it."""
         try:
             body = self.request("GET", f"/booking/{code_or_id}")
-        except BusinessError:
-            return None
+        except BusinessError as exc:
+            # The error id of an unknown booking is not documented: "not_found" / "...not found".
+            if exc.code == "not_found" or "not found" in str(exc).lower():
+                return None
+            raise
         booking = body.get("booking")
         if not isinstance(booking, dict):
             raise MalformedResponseError("Checkfront booking: no booking in the answer", service=SERVICE)

@@ -44,8 +44,13 @@ def _chunks(ids: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield ids[start : start + size]
 
 
-def booking_sessions_to_read(connection: Connection) -> list[str]:
-    """Ids of booking sessions to (re)read, in a stable order."""
+def booking_sessions_to_read(connection: Connection, refresh_before: datetime) -> list[str]:
+    """Ids of booking sessions to (re)read, in a stable order.
+
+    Never read: all but those of completed registrations with a booking (their cart ended when it
+    was booked). Seen alive: again when the registration changed after the read, or the read is
+    older than `refresh_before`. Seen missing: never again (an expired cart does not come back).
+    """
     r, b = registrations, booking_sessions
     query = (
         select(r.c.booking_session_id)
@@ -58,7 +63,10 @@ def booking_sessions_to_read(connection: Connection) -> list[str]:
                     b.c.id.is_(None),
                     or_(r.c.status != "Completed", r.c.booking_code.is_(None)),
                 ),
-                b.c.state == "alive",
+                and_(
+                    b.c.state == "alive",
+                    or_(b.c.read_at < refresh_before, r.c.system_modstamp > b.c.read_at),
+                ),
             )
         )
         .order_by(r.c.booking_session_id)
@@ -70,8 +78,9 @@ def pull_booking_sessions(ctx: PullContext) -> StreamResult:
     """Read the booking sessions registrations need; record alive ones with lines, the rest missing."""
     assert ctx.checkfront is not None, "a Checkfront client is required"
     result = StreamResult("booking_sessions")
+    refresh_before = ctx.now() - timedelta(seconds=ctx.settings.sync.booking_session_refresh_s)
     with ctx.engine.connect() as connection:
-        wanted = booking_sessions_to_read(connection)
+        wanted = booking_sessions_to_read(connection, refresh_before)
     log.info("booking_sessions: %d to read", len(wanted))
     for chunk in _chunks(wanted):
         reads = list(ctx.checkfront.get_booking_sessions(chunk))

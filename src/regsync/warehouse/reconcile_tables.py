@@ -23,7 +23,9 @@ Index("ix_reconcile_runs_at", reconcile_runs.c.at)
 mismatches = Table(
     "mismatches",
     metadata,
-    Column("mismatch_key", String(255), primary_key=True),  # code|registration id|booking session id|booking code
+    Column(
+        "mismatch_key", String(255), primary_key=True
+    ),  # code|registration id|booking session id|booking code
     Column("code", String(40), nullable=False),
     Column("severity", String(8), nullable=False),
     Column("registration_id", String(18)),

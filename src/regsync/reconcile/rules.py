@@ -1,0 +1,483 @@
+"""The mismatch rules of docs/rules.md, each one set-based SELECT so the warehouse does the work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CTE
+
+from regsync.warehouse.tables import (
+    booking_lines,
+    booking_sessions,
+    bookings,
+    registration_attendee_sessions,
+    registration_attendees,
+    registrations,
+    sf_sessions,
+)
+
+Severity = Literal["high", "medium", "low"]
+IN_PROGRESS_STATUSES = ("Draft", "To Process")
+UNTRACKED_BOOKING_STATUSES = ("VOID", "STOP")
+
+r, b, bs = registrations, bookings, booking_sessions
+ra, ras, sfs, line = registration_attendees, registration_attendee_sessions, sf_sessions, booking_lines
+
+
+class ReconcileSettings(BaseModel):
+    """Thresholds of docs/rules.md plus an explicit Session -> Checkfront item mapping."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    in_flight_s: int = Field(default=900, ge=0)
+    confirmed_statuses: tuple[str, ...] = ("PAID", "PART")
+    stale_session_ttl_s: int = Field(default=21600, ge=0)
+    overdue_s: int = Field(default=86400, ge=0)
+    stale_draft_s: int = Field(default=604800, ge=0)
+    amount_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
+    severity: dict[str, Severity] = {}
+    session_item_mapping: dict[str, str] = {}
+
+    @field_validator("confirmed_statuses")
+    @classmethod
+    def _statuses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(dict.fromkeys(status.strip().upper() for status in value if status.strip()))
+        if not cleaned:
+            raise ValueError("at least one confirmed booking status is required")
+        return cleaned
+
+    @field_validator("severity")
+    @classmethod
+    def _known_codes(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        unknown = sorted(set(value) - set(CODES))
+        if unknown:
+            raise ValueError(f"unknown reason code(s) {', '.join(unknown)}; known: {', '.join(CODES)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One broken rule on one case; `key` identifies it from one run to the next."""
+
+    code: str
+    severity: Severity
+    registration_id: str | None
+    booking_session_id: str | None
+    booking_code: str | None
+    sf_value: str
+    cf_value: str
+    explanation: str
+
+    @property
+    def key(self) -> str:
+        return "|".join((self.code, *(part or "" for part in self.ids)))
+
+    @property
+    def ids(self) -> tuple[str | None, str | None, str | None]:
+        return (self.registration_id, self.booking_session_id, self.booking_code)
+
+    def sort_key(self) -> tuple[str, str, str, str]:
+        return sort_key(self.code, self.registration_id, self.booking_code, self.booking_session_id)
+
+
+def sort_key(code: str, registration_id: Any, booking_code: Any, booking_session_id: Any) -> tuple[str, ...]:
+    """The report order: (code, registration id, booking code, booking session id), NULL first."""
+    return (code, registration_id or "", booking_code or "", booking_session_id or "")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What every rule query is evaluated against: the settings and a fixed "now"."""
+
+    settings: ReconcileSettings
+    now: datetime
+
+    def ago(self, seconds: int) -> datetime:
+        return self.now - timedelta(seconds=seconds)
+
+    @property
+    def settled(self) -> datetime:
+        """Records created before this are out of flight."""
+        return self.ago(self.settings.in_flight_s)
+
+    @property
+    def tolerance_cents(self) -> int:
+        # Differences are whole cents: d > t  <=>  d > floor(t).
+        return int(self.settings.amount_tolerance * 100)
+
+
+# -- shared pieces --------------------------------------------------------------------------------
+
+
+def _shape(sf_raw: Any, cf_raw: Any, ids: tuple[Any, Any, Any] | None = None) -> list[Any]:
+    """The columns every rule returns, in one order."""
+    registration_id, session_id, code = ids or (r.c.id, r.c.booking_session_id, r.c.booking_code)
+    return [
+        registration_id.label("registration_id"),
+        session_id.label("booking_session_id"),
+        code.label("booking_code"),
+        sf_raw.label("sf_raw"),
+        cf_raw.label("cf_raw"),
+    ]
+
+
+def _live(scope: Scope) -> tuple[ColumnElement[bool], ...]:
+    """A registration a rule may look at: not deleted, out of flight."""
+    return (r.c.is_deleted.is_(False), r.c.created_at < scope.settled)
+
+
+def _with_booking(scope: Scope, sf_raw: Any, cf_raw: Any, *outer: tuple[Any, Any]) -> Select[Any]:
+    """Live registrations joined to their booking, itself out of flight (plus `outer` outer joins)."""
+    source = r.join(b, b.c.code == r.c.booking_code)
+    for target, onclause in outer:
+        source = source.outerjoin(target, onclause)
+    return (
+        select(*_shape(sf_raw, cf_raw))
+        .select_from(source)
+        .where(*_live(scope), b.c.created_at < scope.settled)
+    )
+
+
+def _confirmed(scope: Scope) -> ColumnElement[bool]:
+    return b.c.status_id.in_(scope.settings.confirmed_statuses)
+
+
+def _session_item(scope: Scope, session_id: Any, item_id: Any) -> Any:
+    """The Checkfront item a Salesforce Session maps to: the config mapping first, then the field."""
+    mapping = scope.settings.session_item_mapping
+    return case(mapping, value=session_id, else_=item_id) if mapping else item_id
+
+
+def _is_mapped(scope: Scope, item_id: Any) -> ColumnElement[bool]:
+    """The item is one some Salesforce Session maps to (package add-ons are not)."""
+    item = _session_item(scope, sfs.c.id, sfs.c.checkfront_item_id)
+    from_sessions = item_id.in_(select(item).where(sfs.c.is_deleted.is_(False), item.is_not(None)))
+    extra = sorted(set(scope.settings.session_item_mapping.values()))
+    return or_(from_sessions, item_id.in_(extra)) if extra else from_sessions
+
+
+def _wanted_items(scope: Scope) -> CTE:
+    """(registration, item) for every item mapped from an attendee's session id."""
+    item = _session_item(scope, ras.c.session_id, sfs.c.checkfront_item_id)
+    session = and_(sfs.c.id == ras.c.session_id, sfs.c.is_deleted.is_(False))
+    return (
+        select(ras.c.registration_id, item.label("item_id"))
+        .select_from(ras.outerjoin(sfs, session))
+        .where(item.is_not(None))
+        .distinct()
+        .cte("wanted_items")
+    )
+
+
+def _booked_items(scope: Scope) -> CTE:
+    """(registration, item) for every mapped item the registration's booking has a line for."""
+    return (
+        select(r.c.id.label("registration_id"), line.c.item_id)
+        .select_from(r.join(b, b.c.code == r.c.booking_code).join(line, line.c.booking_id == b.c.booking_id))
+        .where(_is_mapped(scope, line.c.item_id))
+        .distinct()
+        .cte("booked_items")
+    )
+
+
+def _item_list(items: CTE, name: str) -> Any:
+    """Per registration, its items as one "a,b" text (sorted in Python afterwards)."""
+    listed = func.aggregate_strings(items.c.item_id, ",").label("item_list")
+    return select(items.c.registration_id, listed).group_by(items.c.registration_id).subquery(name)
+
+
+def _cents(column: Any) -> Any:
+    return type_coerce(column, BigInteger)
+
+
+# -- one query per reason code --------------------------------------------------------------------
+
+
+def _booking_session_missing(scope: Scope) -> Select[Any]:
+    return (
+        select(*_shape(r.c.status, bs.c.state))
+        .select_from(r.join(bs, bs.c.id == r.c.booking_session_id))
+        .where(
+            *_live(scope),
+            r.c.status.in_(IN_PROGRESS_STATUSES),
+            bs.c.state == "missing",
+            ~exists().where(b.c.code == r.c.booking_code),
+        )
+    )
+
+
+def _booking_without_registration(scope: Scope) -> Select[Any]:
+    carried = exists().where(r.c.booking_code == b.c.code, r.c.is_deleted.is_(False))
+    return select(*_shape(null(), b.c.status_id, ids=(null(), null(), b.c.code))).where(
+        b.c.created_at < scope.settled,
+        b.c.status_id.not_in(UNTRACKED_BOOKING_STATUSES),
+        ~carried,
+    )
+
+
+def _attendee_count(scope: Scope) -> Select[Any]:
+    needed = (
+        select(ras.c.registration_id, func.count().label("seats"))
+        .group_by(ras.c.registration_id)
+        .subquery("needed")
+    )
+    booked = (
+        select(line.c.booking_id, func.sum(line.c.qty).label("seats"))
+        .where(_is_mapped(scope, line.c.item_id))
+        .group_by(line.c.booking_id)
+        .subquery("booked")
+    )
+    seats_needed, seats_booked = func.coalesce(needed.c.seats, 0), func.coalesce(booked.c.seats, 0)
+    return _with_booking(
+        scope,
+        seats_needed,
+        seats_booked,
+        (needed, needed.c.registration_id == r.c.id),
+        (booked, booked.c.booking_id == b.c.booking_id),
+    ).where(b.c.detail_fetched.is_(True), seats_needed != seats_booked)
+
+
+def _attendee_sessions(scope: Scope) -> Select[Any]:
+    wanted, booked = _wanted_items(scope), _booked_items(scope)
+    both = union_all(
+        select(wanted.c.registration_id, wanted.c.item_id), select(booked.c.registration_id, booked.c.item_id)
+    ).subquery("both_sides")
+    # A (registration, item) pair on one side only: the two sets differ.
+    one_sided = (
+        select(both.c.registration_id)
+        .group_by(both.c.registration_id, both.c.item_id)
+        .having(func.count() == 1)
+    )
+    sf_items, cf_items = _item_list(wanted, "sf_items"), _item_list(booked, "cf_items")
+    return _with_booking(
+        scope,
+        sf_items.c.item_list,
+        cf_items.c.item_list,
+        (sf_items, sf_items.c.registration_id == r.c.id),
+        (cf_items, cf_items.c.registration_id == r.c.id),
+    ).where(b.c.detail_fetched.is_(True), r.c.id.in_(one_sided))
+
+
+def _completed_booking_unpaid(scope: Scope) -> Select[Any]:
+    return _with_booking(scope, r.c.status, b.c.status_id).where(
+        r.c.status == "Completed", ~_confirmed(scope)
+    )
+
+
+def _pending(scope: Scope) -> Select[Any]:
+    """Pending registrations (docs/rules.md): Draft, confirmed booking, every attendee with a session."""
+    attendee_here = ra.c.registration_id == r.c.id
+    sessionless = exists().where(
+        attendee_here,
+        ~exists().where(ras.c.registration_id == ra.c.registration_id, ras.c.position == ra.c.position),
+    )
+    return _with_booking(scope, r.c.status, b.c.status_id).where(
+        r.c.status == "Draft", _confirmed(scope), exists().where(attendee_here), ~sessionless
+    )
+
+
+def _draft_booking_paid(scope: Scope) -> Select[Any]:
+    return _pending(scope).where(r.c.created_at < scope.ago(scope.settings.overdue_s))
+
+
+def _duplicate_registration(scope: Scope) -> Select[Any]:
+    sharing = func.count().over(partition_by=r.c.booking_session_id)
+    shared = (
+        select(r.c.id, r.c.booking_session_id, r.c.booking_code, sharing.label("sharing"))
+        .where(*_live(scope), r.c.booking_session_id.is_not(None))
+        .subquery("shared")
+    )
+    ids = (shared.c.id, shared.c.booking_session_id, shared.c.booking_code)
+    return select(*_shape(shared.c.sharing, shared.c.booking_session_id, ids=ids)).where(shared.c.sharing > 1)
+
+
+def _amount(scope: Scope) -> Select[Any]:
+    difference = func.abs(_cents(r.c.amount) - _cents(b.c.total))
+    return _with_booking(scope, r.c.amount, b.c.total).where(
+        r.c.amount.is_not(None), b.c.total.is_not(None), difference > scope.tolerance_cents
+    )
+
+
+def _stale_draft(scope: Scope) -> Select[Any]:
+    return (
+        select(*_shape(r.c.created_at, b.c.status_id))
+        .select_from(r.outerjoin(b, b.c.code == r.c.booking_code))
+        .where(
+            *_live(scope),
+            r.c.status == "Draft",
+            r.c.created_at < scope.ago(scope.settings.stale_draft_s),
+            or_(b.c.booking_id.is_(None), ~_confirmed(scope)),
+        )
+    )
+
+
+# -- the rule table -------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _seats(count: Any) -> str:
+    return f"{count} seat" if count == 1 else f"{count} seats"
+
+
+def _items(value: Any) -> str:
+    ids = sorted({part for part in _text(value).split(",") if part}, key=lambda i: (len(i), i))
+    return "items " + ", ".join(ids) if ids else "no mapped items"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A reason code: its default severity, meaning, query and how its values read."""
+
+    code: str
+    severity: Severity
+    description: str
+    query: Callable[[Scope], Select[Any]]
+    explanation: str  # str.format over registration_id, booking_session_id, booking_code, sf, cf
+    sf_text: Callable[[Any], str] = _text
+    cf_text: Callable[[Any], str] = _text
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "BOOKING_SESSION_MISSING",
+        "high",
+        "An in-progress registration with no booking whose booking session is unknown or expired.",
+        _booking_session_missing,
+        "Checkfront no longer knows booking session {booking_session_id} and no booking was made.",
+        sf_text=lambda status: f"{status}, no booking",
+        cf_text=lambda _state: "session unknown or expired",
+    ),
+    Rule(
+        "BOOKING_WITHOUT_REGISTRATION",
+        "high",
+        "A booking (not VOID/STOP) whose code no registration carries.",
+        _booking_without_registration,
+        "Booking {booking_code} ({cf}) is carried by no registration in Salesforce.",
+        sf_text=lambda _none: "no registration",
+    ),
+    Rule(
+        "ATTENDEE_COUNT_MISMATCH",
+        "high",
+        "Seats needed by the attendees differ from the seats booked on mapped items.",
+        _attendee_count,
+        "The attendees need {sf} but booking {booking_code} has {cf}.",
+        sf_text=_seats,
+        cf_text=_seats,
+    ),
+    Rule(
+        "ATTENDEE_SESSIONS_MISMATCH",
+        "medium",
+        "The items mapped from the attendees' sessions differ from the mapped items booked.",
+        _attendee_sessions,
+        "The attendees' sessions map to {sf} but booking {booking_code} books {cf}.",
+        sf_text=_items,
+        cf_text=_items,
+    ),
+    Rule(
+        "COMPLETED_BOOKING_UNPAID",
+        "high",
+        "A Completed registration whose booking is not confirmed.",
+        _completed_booking_unpaid,
+        "The registration is {sf} but booking {booking_code} is {cf}, not confirmed.",
+    ),
+    Rule(
+        "DRAFT_BOOKING_PAID",
+        "medium",
+        "A pending registration older than overdue_s: its submission is overdue.",
+        _draft_booking_paid,
+        "The registration is still {sf} although booking {booking_code} is {cf}: submission overdue.",
+    ),
+    Rule(
+        "DUPLICATE_REGISTRATION",
+        "medium",
+        "Two or more registrations point at the same booking session.",
+        _duplicate_registration,
+        "{sf} point at booking session {booking_session_id}.",
+        sf_text=lambda n: f"{n} registrations",
+        cf_text=lambda _session: "1 booking session",
+    ),
+    Rule(
+        "AMOUNT_MISMATCH",
+        "high",
+        "The registration amount and the booking total differ by more than amount_tolerance.",
+        _amount,
+        "The registration amount {sf} differs from the total {cf} of booking {booking_code}.",
+    ),
+    Rule(
+        "STALE_DRAFT",
+        "low",
+        "A Draft older than stale_draft_s with no confirmed booking.",
+        _stale_draft,
+        "The registration has been a Draft since {sf} and has {cf}.",
+        sf_text=lambda created: f"{created:%Y-%m-%d}",
+        cf_text=lambda status: "no booking" if status is None else f"booking {status}",
+    ),
+)
+CODES: tuple[str, ...] = tuple(rule.code for rule in RULES)
+RULES_BY_CODE: Mapping[str, Rule] = {rule.code: rule for rule in RULES}
+
+
+def severity_of(settings: ReconcileSettings, code: str) -> Severity:
+    return settings.severity.get(code, RULES_BY_CODE[code].severity)
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now
+
+
+def _mismatch(rule: Rule, row: Mapping[str, Any], settings: ReconcileSettings) -> Mismatch:
+    sf, cf = rule.sf_text(row["sf_raw"]), rule.cf_text(row["cf_raw"])
+    ids = {name: row[name] for name in ("registration_id", "booking_session_id", "booking_code")}
+    return Mismatch(
+        code=rule.code,
+        severity=severity_of(settings, rule.code),
+        sf_value=sf,
+        cf_value=cf,
+        explanation=rule.explanation.format(sf=sf, cf=cf, **ids),
+        **ids,
+    )
+
+
+def rule_query(rule: Rule, settings: ReconcileSettings, now: datetime) -> Select[Any]:
+    """The SELECT behind one reason code, for `now` (exposed for inspection and EXPLAIN)."""
+    return rule.query(Scope(settings, _aware(now)))
+
+
+def pending_registrations(settings: ReconcileSettings, now: datetime) -> Select[Any]:
+    """Registration ids that are pending per docs/rules.md (shared with the write-back planner)."""
+    return _pending(Scope(settings, _aware(now))).with_only_columns(r.c.id)
+
+
+def evaluate(connection: Connection, settings: ReconcileSettings, now: datetime) -> list[Mismatch]:
+    """Every mismatch in the warehouse at `now`, in report order."""
+    found = [
+        _mismatch(rule, row, settings)
+        for rule in RULES
+        for row in connection.execute(rule_query(rule, settings, now)).mappings()
+    ]
+    return sorted(found, key=Mismatch.sort_key)

@@ -1,0 +1,175 @@
+"""One reconcile run: evaluate the rules, remember what was seen when, write the reports."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, bindparam, select, update
+
+from regsync.reconcile.html import load_history, render_html, write_html
+from regsync.reconcile.report import load_rows, write_csv_reports
+from regsync.reconcile.rules import CODES, Mismatch, ReconcileSettings, evaluate
+from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
+from regsync.warehouse.upsert import upsert
+
+ReportFormat = Literal["csv", "html", "both"]
+FORMATS: tuple[str, ...] = ("csv", "html", "both")
+
+
+@dataclass(frozen=True)
+class RunDiff:
+    """How this run's mismatches compare with the previous run's."""
+
+    new: int
+    open: int
+    resolved: int
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """What a reconcile run found and wrote."""
+
+    run_id: str
+    at: datetime
+    counts: dict[str, int]  # by reason code, every code listed
+    total: int
+    new: int
+    open: int
+    resolved: int
+    paths: tuple[Path, ...]
+
+
+def _last_values(found: Mismatch, run_id: str, now: datetime) -> dict[str, Any]:
+    """What every run rewrites on a mismatch it sees."""
+    return {
+        "severity": found.severity,
+        "sf_value": found.sf_value,
+        "cf_value": found.cf_value,
+        "explanation": found.explanation,
+        "last_seen": now,
+        "last_run_id": run_id,
+    }
+
+
+def _open(connection: Connection, found: Sequence[Mismatch], run_id: str, now: datetime) -> None:
+    """Mismatches not open before this run (never seen, or resolved and back): first seen now."""
+    rows = [
+        {
+            **_last_values(item, run_id, now),
+            "mismatch_key": item.key,
+            "code": item.code,
+            "registration_id": item.registration_id,
+            "booking_session_id": item.booking_session_id,
+            "booking_code": item.booking_code,
+            "first_seen": now,
+            "first_run_id": run_id,
+            "resolved_at": None,
+            "resolved_run_id": None,
+        }
+        for item in found
+    ]
+    upsert(connection, mismatches, rows)
+
+
+def _refresh(connection: Connection, found: Sequence[Mismatch], run_id: str, now: datetime) -> None:
+    """Mismatches still open: an UPDATE of their last values, their first_seen stays."""
+    if not found:
+        return
+    m = mismatches
+    fields = list(_last_values(found[0], run_id, now))
+    statement = (
+        update(m)
+        .where(m.c.mismatch_key == bindparam("b_key"))
+        .values({name: bindparam(f"b_{name}", type_=m.c[name].type) for name in fields})
+    )
+    rows = [
+        {"b_key": item.key, **{f"b_{k}": v for k, v in _last_values(item, run_id, now).items()}}
+        for item in found
+    ]
+    connection.execute(statement, rows)
+
+
+def record_mismatches(
+    connection: Connection, found: Sequence[Mismatch], run_id: str, now: datetime
+) -> RunDiff:
+    """Fold this run's mismatches into the history; those no longer found are resolved now."""
+    m = mismatches
+    was_open = set(connection.execute(select(m.c.mismatch_key).where(m.c.resolved_at.is_(None))).scalars())
+    unique = list({item.key: item for item in found}.values())
+    still = [item for item in unique if item.key in was_open]
+    _open(connection, [item for item in unique if item.key not in was_open], run_id, now)
+    _refresh(connection, still, run_id, now)
+    gone = (
+        update(m)
+        .where(m.c.resolved_at.is_(None), m.c.last_run_id != run_id)
+        .values(resolved_at=now, resolved_run_id=run_id)
+    )
+    resolved = connection.execute(gone).rowcount
+    return RunDiff(new=len(unique) - len(still), open=len(still), resolved=resolved)
+
+
+def _record_run(
+    connection: Connection, run_id: str, now: datetime, counts: dict[str, int], diff: RunDiff
+) -> None:
+    connection.execute(
+        reconcile_runs.insert().values(
+            run_id=run_id,
+            at=now,
+            total=sum(counts.values()),
+            new_count=diff.new,
+            open_count=diff.open,
+            resolved_count=diff.resolved,
+            counts=counts,
+        )
+    )
+
+
+def run_reconcile(
+    engine: Engine,
+    settings: ReconcileSettings,
+    *,
+    out_dir: Path,
+    fmt: ReportFormat,
+    now: datetime,
+    instance_url: str,
+    registration_object: str,
+    history_runs: int = 10,
+) -> ReconcileResult:
+    """Evaluate every rule at `now`, record the run and write the reports asked for into out_dir.
+
+    One transaction: if a report cannot be written, the run is not recorded either.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    run_id = str(uuid.uuid4())
+    links = {"instance_url": instance_url, "registration_object": registration_object}
+    paths: list[Path] = []
+    with engine.begin() as connection:
+        found = evaluate(connection, settings, now)
+        tally = Counter(item.code for item in found)
+        counts = {code: tally[code] for code in CODES}
+        diff = record_mismatches(connection, found, run_id, now)
+        _record_run(connection, run_id, now, counts, diff)
+        rows = load_rows(connection, run_id)
+        if fmt in ("csv", "both"):
+            paths += write_csv_reports(rows, settings, out_dir, **links)
+        if fmt in ("html", "both"):
+            history = load_history(connection, history_runs)
+            document = render_html(rows, settings, history, at=now, **links)
+            paths.append(write_html(out_dir / "report.html", document))
+    return ReconcileResult(
+        run_id=run_id,
+        at=now,
+        counts=counts,
+        total=len(found),
+        new=diff.new,
+        open=diff.open,
+        resolved=diff.resolved,
+        paths=tuple(paths),
+    )

@@ -1,0 +1,187 @@
+"""Reports: spreadsheet-safe, byte-stable, with first/last seen and a diff against the previous run."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, delete, inspect, select, update
+
+from regsync.reconcile.report import DIFF_COLUMNS, MISMATCH_COLUMNS, neutralise
+from regsync.reconcile.rules import CODES
+from regsync.reconcile.run import ReconcileResult, run_reconcile
+from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
+from regsync.warehouse.tables import bookings, metadata, registrations
+from tests.reconcile import DEFAULTS, NOW, ago, booking, registration, seed
+
+INSTANCE = "https://example.my.salesforce.com"
+OBJECT = "conference360__Event_Registration_Submission__c"
+
+
+def _run(engine: Engine, out: Path, *, hours: float = 0, fmt: str = "csv") -> ReconcileResult:
+    return run_reconcile(
+        engine,
+        DEFAULTS,
+        out_dir=out,
+        fmt=fmt,  # type: ignore[arg-type]
+        now=NOW + timedelta(hours=hours),
+        instance_url=INSTANCE,
+        registration_object=OBJECT,
+    )
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _seed_two(engine: Engine, *, reverse: bool = False) -> None:
+    """r1: amount mismatch on B1; r2: a stale draft."""
+    regs = [
+        registration("r1", status="Completed", code="B1", amount="10.00"),
+        registration("r2", created=ago(days=8)),
+    ]
+    books = [booking(1, "B1", total="12.00", status="PAID")]
+    seed(engine, registrations_=regs[::-1] if reverse else regs, bookings_=books)
+
+
+def test_neutralise() -> None:
+    for risky in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx"):
+        assert neutralise(risky) == "'" + risky
+    assert neutralise("plain =1") == "plain =1"
+    assert neutralise(7) == 7
+    assert neutralise("") == ""
+
+
+def test_formulas_are_neutralised_in_the_csv(warehouse: Engine, tmp_path: Path) -> None:
+    evil = '=HYPERLINK("http://x","y")'
+    seed(
+        warehouse,
+        registrations_=[registration("r1", cart=evil), registration("r2", cart=evil)],
+        bookings_=[booking(1, "@evil")],
+    )
+    _run(warehouse, tmp_path)
+    rows = _read(tmp_path / "mismatches.csv")
+    assert [row["code"] for row in rows] == [
+        "BOOKING_WITHOUT_REGISTRATION",
+        "DUPLICATE_REGISTRATION",
+        "DUPLICATE_REGISTRATION",
+    ]
+    assert rows[0]["booking_code"] == "'@evil"
+    assert rows[0]["salesforce_link"] == ""
+    assert {row["booking_session_id"] for row in rows[1:]} == {"'" + evil}
+    assert rows[1]["salesforce_link"] == f"{INSTANCE}/lightning/r/{OBJECT}/r1/view"
+    for row in rows:
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
+
+
+def test_same_input_gives_byte_identical_files(warehouse: Engine, tmp_path: Path) -> None:
+    _seed_two(warehouse)
+    first = _run(warehouse, tmp_path / "a")
+    # wipe everything, load the same rows in another order, run again at the same "now"
+    with warehouse.begin() as connection:
+        for table in (mismatches, reconcile_runs, registrations, bookings):
+            connection.execute(delete(table))
+    _seed_two(warehouse, reverse=True)
+    second = _run(warehouse, tmp_path / "b")
+    assert first.run_id != second.run_id
+    assert [p.name for p in first.paths] == ["mismatches.csv", "summary.csv", "diff.csv"]
+    for name in ("mismatches.csv", "summary.csv", "diff.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    header = (tmp_path / "a" / "mismatches.csv").read_bytes().split(b"\n")[0]
+    assert header == ",".join(MISMATCH_COLUMNS).encode()
+    assert b"\r\n" not in (tmp_path / "a" / "mismatches.csv").read_bytes()
+
+
+def test_diff_new_open_resolved(warehouse: Engine, tmp_path: Path) -> None:
+    _seed_two(warehouse)
+    first = _run(warehouse, tmp_path / "1")
+    assert (first.total, first.new, first.open, first.resolved) == (2, 2, 0, 0)
+    assert {row["status"] for row in _read(tmp_path / "1" / "diff.csv")} == {"new"}
+
+    with warehouse.begin() as connection:  # fixed at the source
+        connection.execute(update(bookings).where(bookings.c.code == "B1").values(total=Decimal("10.00")))
+    second = _run(warehouse, tmp_path / "2", hours=1)
+    assert (second.total, second.new, second.open, second.resolved) == (1, 0, 1, 1)
+    assert second.counts["AMOUNT_MISMATCH"] == 0
+    assert [row["code"] for row in _read(tmp_path / "2" / "mismatches.csv")] == ["STALE_DRAFT"]
+    diff = _read(tmp_path / "2" / "diff.csv")
+    assert list(diff[0]) == list(DIFF_COLUMNS)
+    assert [(row["status"], row["code"], row["salesforce_id"]) for row in diff] == [
+        ("open", "STALE_DRAFT", "r2"),
+        ("resolved", "AMOUNT_MISMATCH", "r1"),
+    ]
+    assert (diff[0]["first_seen"], diff[0]["last_seen"]) == ("2025-06-01T12:00:00Z", "2025-06-01T13:00:00Z")
+    assert (diff[1]["last_seen"], diff[1]["resolved_at"]) == ("2025-06-01T12:00:00Z", "2025-06-01T13:00:00Z")
+
+    third = _run(warehouse, tmp_path / "3", hours=2)  # nothing changed: resolved ones are not repeated
+    assert (third.total, third.new, third.open, third.resolved) == (1, 0, 1, 0)
+    with warehouse.connect() as connection:
+        stored = connection.execute(select(mismatches.c.code, mismatches.c.resolved_at)).all()
+        runs = connection.execute(select(reconcile_runs.c.total).order_by(reconcile_runs.c.at)).scalars()
+        assert list(runs) == [2, 1, 1]
+    assert sorted(stored) == [("AMOUNT_MISMATCH", NOW + timedelta(hours=1)), ("STALE_DRAFT", None)]
+
+
+def test_reappearing_mismatch_is_new_again(warehouse: Engine, tmp_path: Path) -> None:
+    _seed_two(warehouse)
+    _run(warehouse, tmp_path / "1")
+    with warehouse.begin() as connection:
+        connection.execute(update(bookings).values(total=Decimal("10.00")))
+    _run(warehouse, tmp_path / "2", hours=1)
+    with warehouse.begin() as connection:
+        connection.execute(update(bookings).values(total=Decimal("11.00")))
+    third = _run(warehouse, tmp_path / "3", hours=2)
+    assert (third.new, third.open, third.resolved) == (1, 1, 0)
+    amount = next(r for r in _read(tmp_path / "3" / "mismatches.csv") if r["code"] == "AMOUNT_MISMATCH")
+    assert (amount["first_seen"], amount["checkfront_value"]) == ("2025-06-01T14:00:00Z", "11.00")
+
+
+def test_summary_lists_every_code_even_at_zero(warehouse: Engine, tmp_path: Path) -> None:
+    result = _run(warehouse, tmp_path)
+    summary = _read(tmp_path / "summary.csv")
+    assert [row["code"] for row in summary] == list(CODES)
+    assert {row["count"] for row in summary} == {"0"}
+    assert result.counts == dict.fromkeys(CODES, 0)
+    assert _read(tmp_path / "mismatches.csv") == []
+    assert (tmp_path / "diff.csv").read_text(encoding="utf-8") == ",".join(DIFF_COLUMNS) + "\n"
+
+
+def test_html_is_self_contained_and_escaped(warehouse: Engine, tmp_path: Path) -> None:
+    script = "<script>alert(1)</script>"
+    seed(warehouse, registrations_=[registration("r1", cart=script), registration("r2", cart=script)])
+    _run(warehouse, tmp_path, fmt="both")
+    with warehouse.begin() as connection:
+        connection.execute(delete(registrations).where(registrations.c.id == "r2"))
+    result = _run(warehouse, tmp_path, hours=1, fmt="html")
+    assert [p.name for p in result.paths] == ["report.html"]
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert script not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page.lower()
+    assert "src=" not in page
+    assert "<link" not in page
+    assert page.count("<svg") == 1
+    assert page.count("<rect") == 1  # first run: one DUPLICATE bar; second run: nothing to draw
+    assert "Last 2 runs" in page
+    assert f'href="{INSTANCE}/lightning/r/{OBJECT}/r1/view"' in page
+
+
+def test_migration_matches_the_tables(warehouse: Engine) -> None:
+    names = set(inspect(warehouse).get_table_names())
+    assert {"reconcile_runs", "mismatches"} <= names
+    with warehouse.connect() as connection:
+        context = MigrationContext.configure(connection)
+        ours = [
+            d for d in compare_metadata(context, metadata) if _touches(d, {"reconcile_runs", "mismatches"})
+        ]
+    assert ours == []
+
+
+def _touches(difference: object, tables: set[str]) -> bool:
+    text = repr(difference)
+    return any(f"'{table}'" in text for table in tables)
