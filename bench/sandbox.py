@@ -10,12 +10,8 @@ registrations, records, pages, seconds, records_per_s, peak_rss_mb, generate_sec
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,52 +20,15 @@ from pathlib import Path
 import httpx
 import orjson
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit, peak_rss_mb, sandbox_process
+
 QUERY = (
     "SELECT Id, Name, IsDeleted, CreatedDate, LastModifiedDate, SystemModstamp, conference360__Status__c, "
     "conference360__Event__c, conference360__Attendee_JSON__c, conference360__Amount__c, "
     "Checkfront_Booking_Code__c FROM conference360__Event_Registration_Submission__c "
     "ORDER BY SystemModstamp, Id"
 )
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM of a live process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_sandbox(registrations: int, seed: int, state_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
-    regsync = Path(sys.executable).with_name("regsync")
-    process = subprocess.Popen(
-        [
-            str(regsync),
-            "sandbox",
-            "--port",
-            "0",
-            "--generate",
-            str(registrations),
-            "--seed",
-            str(seed),
-            "--state-dir",
-            str(state_dir),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    base = ca = ""
-    for line in process.stdout:
-        if match := re.search(r"listening on (https://\S+)", line):
-            base = match.group(1)
-        if match := re.search(r"CA file\s+(\S+)", line):
-            ca = match.group(1)
-        if base and ca:
-            break
-    if not base:
-        raise SystemExit("the sandbox did not start")
-    return process, base, ca
 
 
 def main() -> None:
@@ -81,9 +40,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp:
         started = time.perf_counter()
-        process, base, ca = start_sandbox(args.registrations, args.seed, Path(tmp))
-        generate_seconds = time.perf_counter() - started
-        try:
+        with sandbox_process(args.registrations, args.seed, Path(tmp)) as box:
+            base, ca = box.base_url, box.ca_path
+            generate_seconds = time.perf_counter() - started
             with httpx.Client(
                 base_url=base, verify=ssl.create_default_context(cafile=ca), timeout=120
             ) as client:
@@ -110,10 +69,7 @@ def main() -> None:
                         break
                     body = orjson.loads(client.get(body["nextRecordsUrl"], headers=headers).content)
                 seconds = time.perf_counter() - t0
-            rss = peak_rss_mb(process.pid)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            rss = peak_rss_mb(box.process.pid)
     result = {
         "registrations": args.registrations,
         "records": records,
@@ -125,7 +81,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
     }
     print(f"served {records} registrations in {pages} pages in {seconds:.2f}s")
-    print(json.dumps(result))
+    emit(result)
 
 
 if __name__ == "__main__":

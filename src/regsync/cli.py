@@ -172,6 +172,46 @@ def backfill(
 
 
 @app.command()
+def reconcile(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the reports.")] = Path("reports"),
+    fmt: Annotated[str, typer.Option("--format", help="csv | html | both")] = "both",
+    fail_on_mismatch: Annotated[
+        bool,
+        typer.Option("--fail-on-mismatch", help=f"Exit {int(ExitCode.MISMATCHES)} when mismatches exist."),
+    ] = False,
+) -> None:
+    """Find every mismatch between Salesforce and Checkfront in the warehouse; write the reports."""
+    from regsync.reconcile.run import FORMATS, run_reconcile
+    from regsync.warehouse.engine import open_warehouse
+
+    if fmt not in FORMATS:
+        console.print(f"[red]--format must be one of {', '.join(FORMATS)}[/]")
+        raise typer.Exit(ExitCode.USAGE)
+    settings = settings_or_exit()
+    result = run_reconcile(
+        open_warehouse(settings.warehouse.url),
+        settings.reconcile,
+        out_dir=out,
+        fmt=fmt,  # type: ignore[arg-type]
+        now=datetime.now(UTC),
+        instance_url=settings.salesforce.instance_url or settings.salesforce.login_url,
+        registration_object=settings.salesforce.objects.registration,
+    )
+    table = Table(
+        title=f"reconcile: {result.total} mismatch(es) — {result.new} new, {result.open} still open, {result.resolved} resolved"
+    )
+    table.add_column("reason code")
+    table.add_column("count", justify="right")
+    for code, number in result.counts.items():
+        table.add_row(code, str(number))
+    console.print(table)
+    for path in result.paths:
+        out.print(str(path))
+    if fail_on_mismatch and result.total:
+        raise typer.Exit(ExitCode.MISMATCHES)
+
+
+@app.command()
 def status() -> None:
     """Show each stream's watermark, row counts, quarantine and the last runs."""
     from regsync.status import warehouse_status

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from regsync.errors import ConfigError
+from regsync.reconcile.rules import ReconcileSettings
 
 ENV_PREFIX = "REGSYNC_"
 CONFIG_ENV_VAR = "REGSYNC_CONFIG"
@@ -162,7 +163,9 @@ class SyncSettings(_Section):
 
     lookback_s: int = Field(default=300, ge=0)
     safety_lag_s: int = Field(default=60, ge=0)
-    window_days: float = Field(default=3650.0, gt=0)
+    # 0 = one window from the watermark to now (fewest API calls); a window that times out
+    # (QUERY_TIMEOUT) is split in two whatever this says.
+    window_days: float = Field(default=0.0, ge=0)
     min_window_s: int = Field(default=60, ge=1)
     backfill_since: str = "2015-01-01"
     booking_window_days: int = Field(default=365, ge=1)
@@ -215,6 +218,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     quota: QuotaSettings = QuotaSettings()
     retry: RetrySettings = RetrySettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -63,6 +63,7 @@ def run_pull(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> PullReport:
     """Pull the given streams into the warehouse; never raises for API trouble, reports it."""
     unknown = [s for s in streams if s not in STREAM_ORDER]
@@ -84,6 +85,8 @@ def run_pull(
         progress=progress,
         should_stop=should_stop,
     )
+    if now is not None:
+        ctx.now = now
     report = PullReport(run_id=run_id, outcome="ok")
     backfill = since is not None or until is not None
     try:

@@ -34,11 +34,15 @@ def _parse_since(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def plan_windows(lower: datetime, upper: datetime, width: timedelta) -> list[tuple[datetime, datetime]]:
-    """Consecutive windows of at most `width` covering [lower, upper)."""
+def plan_windows(
+    lower: datetime, upper: datetime, width: timedelta | None
+) -> list[tuple[datetime, datetime]]:
+    """Consecutive windows of at most `width` (None: one window) covering [lower, upper)."""
     windows = []
     start = _floor_second(lower)
     upper = _floor_second(upper)
+    if width is None:
+        return [(start, upper)] if start < upper else []
     while start < upper:
         end = min(upper, start + width)
         windows.append((start, end))
@@ -71,7 +75,7 @@ def pull_soql_stream(
             lower = max(lower, since)
     else:
         lower = since if since is not None else _parse_since(sync.backfill_since)
-    windows = plan_windows(lower, upper, timedelta(days=sync.window_days))
+    windows = plan_windows(lower, upper, timedelta(days=sync.window_days) if sync.window_days else None)
     sobject = stream.sobject(settings)
     fields = stream.fields(settings)
     restarts = 0

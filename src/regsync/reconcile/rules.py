@@ -17,6 +17,7 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    literal_column,
     null,
     or_,
     select,
@@ -24,7 +25,6 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import CTE
 
 from regsync.warehouse.tables import (
     booking_lines,
@@ -176,34 +176,53 @@ def _is_mapped(scope: Scope, item_id: Any) -> ColumnElement[bool]:
     return or_(from_sessions, item_id.in_(extra)) if extra else from_sessions
 
 
-def _wanted_items(scope: Scope) -> CTE:
-    """(registration, item) for every item mapped from an attendee's session id."""
+def _wanted_items(scope: Scope) -> Select[Any]:
+    """(registration, item, 1, 0) for every item mapped from an attendee's session id."""
     item = _session_item(scope, ras.c.session_id, sfs.c.checkfront_item_id)
     session = and_(sfs.c.id == ras.c.session_id, sfs.c.is_deleted.is_(False))
     return (
-        select(ras.c.registration_id, item.label("item_id"))
+        select(ras.c.registration_id, item.label("item_id"), *_sides(1, 0))
         .select_from(ras.outerjoin(sfs, session))
         .where(item.is_not(None))
-        .distinct()
-        .cte("wanted_items")
     )
 
 
-def _booked_items(scope: Scope) -> CTE:
-    """(registration, item) for every mapped item the registration's booking has a line for."""
+def _booked_items(scope: Scope) -> Select[Any]:
+    """(registration, item, 0, 1) for every mapped item the registration's booking has a line for."""
     return (
-        select(r.c.id.label("registration_id"), line.c.item_id)
+        select(r.c.id, line.c.item_id, *_sides(0, 1))
         .select_from(r.join(b, b.c.code == r.c.booking_code).join(line, line.c.booking_id == b.c.booking_id))
         .where(_is_mapped(scope, line.c.item_id))
-        .distinct()
-        .cte("booked_items")
     )
 
 
-def _item_list(items: CTE, name: str) -> Any:
-    """Per registration, its items as one "a,b" text (sorted in Python afterwards)."""
-    listed = func.aggregate_strings(items.c.item_id, ",").label("item_list")
-    return select(items.c.registration_id, listed).group_by(items.c.registration_id).subquery(name)
+def _sides(in_sf: int, in_cf: int) -> tuple[Any, Any]:
+    return literal_column(str(in_sf)).label("in_sf"), literal_column(str(in_cf)).label("in_cf")
+
+
+def _item_sets(scope: Scope) -> Any:
+    """Per registration: both item sets as "a,b" texts and how many items are on one side only."""
+    tagged = union_all(_wanted_items(scope), _booked_items(scope)).subquery("tagged")
+    pairs = (
+        select(
+            tagged.c.registration_id,
+            tagged.c.item_id,
+            func.max(tagged.c.in_sf).label("in_sf"),
+            func.max(tagged.c.in_cf).label("in_cf"),
+        )
+        .group_by(tagged.c.registration_id, tagged.c.item_id)
+        .subquery("pairs")
+    )
+    return (
+        select(
+            pairs.c.registration_id,
+            func.aggregate_strings(case((pairs.c.in_sf == 1, pairs.c.item_id)), ",").label("sf_items"),
+            func.aggregate_strings(case((pairs.c.in_cf == 1, pairs.c.item_id)), ",").label("cf_items"),
+            func.sum(case((pairs.c.in_sf == pairs.c.in_cf, 0), else_=1)).label("one_sided"),
+        )
+        .group_by(pairs.c.registration_id)
+        .subquery("item_sets")
+    )
 
 
 def _cents(column: Any) -> Any:
@@ -258,24 +277,11 @@ def _attendee_count(scope: Scope) -> Select[Any]:
 
 
 def _attendee_sessions(scope: Scope) -> Select[Any]:
-    wanted, booked = _wanted_items(scope), _booked_items(scope)
-    both = union_all(
-        select(wanted.c.registration_id, wanted.c.item_id), select(booked.c.registration_id, booked.c.item_id)
-    ).subquery("both_sides")
-    # A (registration, item) pair on one side only: the two sets differ.
-    one_sided = (
-        select(both.c.registration_id)
-        .group_by(both.c.registration_id, both.c.item_id)
-        .having(func.count() == 1)
+    sets = _item_sets(scope)
+    joined = (sets, sets.c.registration_id == r.c.id)
+    return _with_booking(scope, sets.c.sf_items, sets.c.cf_items, joined).where(
+        b.c.detail_fetched.is_(True), sets.c.one_sided > 0
     )
-    sf_items, cf_items = _item_list(wanted, "sf_items"), _item_list(booked, "cf_items")
-    return _with_booking(
-        scope,
-        sf_items.c.item_list,
-        cf_items.c.item_list,
-        (sf_items, sf_items.c.registration_id == r.c.id),
-        (cf_items, cf_items.c.registration_id == r.c.id),
-    ).where(b.c.detail_fetched.is_(True), r.c.id.in_(one_sided))
 
 
 def _completed_booking_unpaid(scope: Scope) -> Select[Any]:

@@ -280,8 +280,7 @@ def _id_number(record_id: str, key_prefix: str) -> int | None:
 
 
 _BASE62_VALUE = {
-    char: value
-    for value, char in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    char: value for value, char in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 }
 
 
@@ -292,9 +291,7 @@ def _load_salesforce(
         raise DatasetError(f"{path}: 'salesforce' must be an object of record lists by object name")
     unknown = sorted(set(section) - set(SCHEMAS))
     if unknown:
-        raise DatasetError(
-            f"{path}: salesforce: unknown object {unknown[0]!r} (known: {', '.join(SCHEMAS)})"
-        )
+        raise DatasetError(f"{path}: salesforce: unknown object {unknown[0]!r} (known: {', '.join(SCHEMAS)})")
     tables: dict[str, dict[str, dict[str, Any]]] = {}
     max_stamp = ""
     next_numbers: dict[str, int] = {}
@@ -355,7 +352,9 @@ def _require_number(where: str, record: dict[str, Any], key: str, *, optional: b
         raise DatasetError(f"{where}: {key} must be epoch seconds, not {value!r}")
 
 
-def _load_checkfront(path: Path, section: Any, shift_s: int) -> tuple[dict[int, Any], dict[str, Any], dict[int, Any], float]:
+def _load_checkfront(
+    path: Path, section: Any, shift_s: int
+) -> tuple[dict[int, Any], dict[str, Any], dict[int, Any], float]:
     if not isinstance(section, dict):
         raise DatasetError(f"{path}: 'checkfront' must be an object")
     ttl = section.get("session_ttl_s", DEFAULT_SESSION_TTL_S)
@@ -433,11 +432,10 @@ def load_dataset(path: Path | str, store: SandboxStore, *, shift_to_now: bool = 
     path = Path(path)
     data = _read_json(path)
     if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a JSON object with \"format\": \"{FORMAT}\"")
+        raise DatasetError(f'{path}: expected a JSON object with "format": "{FORMAT}"')
     if data.get("format") != FORMAT:
         raise DatasetError(
-            f"{path}: not a regsync sandbox dataset (format is {data.get('format')!r}, "
-            f"expected {FORMAT!r})"
+            f"{path}: not a regsync sandbox dataset (format is {data.get('format')!r}, expected {FORMAT!r})"
         )
     version = data.get("version")
     if version != VERSION:
@@ -450,7 +448,9 @@ def load_dataset(path: Path | str, store: SandboxStore, *, shift_to_now: bool = 
     try:
         anchor = parse_anchor(data["anchor"])
     except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{path}: anchor {data['anchor']!r} is not an ISO-8601 UTC datetime ({exc})") from None
+        raise DatasetError(
+            f"{path}: anchor {data['anchor']!r} is not an ISO-8601 UTC datetime ({exc})"
+        ) from None
     generator = data.get("generator")
     if generator is not None and not isinstance(generator, dict):
         raise DatasetError(f"{path}: 'generator' must be an object or null")
@@ -476,4 +476,3 @@ def load_dataset(path: Path | str, store: SandboxStore, *, shift_to_now: bool = 
     counts = {name: len(table) for name, table in tables.items()}
     counts.update(items=len(items), booking_sessions=len(sessions), bookings=len(bookings))
     return DatasetInfo(path, VERSION, anchor, shift_s, generator, counts)
-

@@ -344,7 +344,6 @@ def _to_int(value: Any) -> int:
         return 0
 
 
-
 def compute_truth(
     store: SandboxStore, thresholds: Thresholds | None = None, now: float | None = None
 ) -> Truth:
@@ -509,9 +508,7 @@ class _IdMinter:
         head = f"{key_prefix}0U"
         self.head = head + "00000"
         self.checksum_head = id_checksum(head + "0000000000")[:2]
-        self.low = [
-            (a + b, (a.isupper() << 3) | (b.isupper() << 4)) for a in _BASE62 for b in _BASE62
-        ]
+        self.low = [(a + b, (a.isupper() << 3) | (b.isupper() << 4)) for a in _BASE62 for b in _BASE62]
         self.high: dict[int, tuple[str, int]] = {}
 
     def __call__(self, number: int) -> str:
@@ -556,13 +553,12 @@ _EVENT_KIND = ("Summit", "Conference", "Forum", "Retreat", "Expo", "Symposium", 
 _SESSION_KIND = ("Keynote", "Workshop", "Masterclass", "Panel", "Lab", "Tour", "Clinic", "Seminar")
 _ADDONS = (("Lunch", 2500), ("Parking", 1500), ("Printed Materials", 1000), ("Dinner", 6500))
 _PRICES = (4500, 6000, 7500, 9000, 11000, 13000, 15000, 19500, 25000)
-_CODE_PREFIXES = ("CFPP", "BKRG", "EVNT", "TKTS", "CONF", "REGS", "SMMT", "FRMX")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ERRORS = (
     "Payment declined by the card issuer.",
     "Session capacity reached.",
     "Checkout timed out.",
 )
-_TAX_PERCENT = 13
 _LINE_IDS = ("1", "2", "3", "4", "5")
 _B32 = "0123456789abcdefghijklmnopqrstuv"
 _B32_BYTES = bytes(ord(_B32[value % 32]) for value in range(256))
@@ -581,10 +577,11 @@ class _Session:
 
 
 class _Event:
-    __slots__ = ("addons", "id", "sessions")
+    __slots__ = ("addons", "end_day", "id", "sessions")
 
-    def __init__(self, event_id: str) -> None:
+    def __init__(self, event_id: str, end_day: int) -> None:
         self.id = event_id
+        self.end_day = end_day
         self.sessions: list[_Session] = []
         self.addons: list[_Session] = []
 
@@ -606,7 +603,8 @@ class _Builder:
         self.th = config.thresholds
         self.rng = random.Random(config.seed)
         self.rnd = self.rng.random
-        self.base_ms = round(config.anchor_epoch * 1000) + shift_s * 1000
+        self.anchor_ms = round(config.anchor_epoch * 1000)
+        self.base_ms = self.anchor_ms + shift_s * 1000
         self.anchor_day = math.floor(config.anchor_epoch / 86400)  # calendar dates do not shift
         self.tables = store.salesforce.tables
         self.cf = store.checkfront
@@ -614,10 +612,13 @@ class _Builder:
         self.numbers = dict.fromkeys(SCHEMAS, 0)
         self.events: list[_Event] = []
         self.last_event: _Event | None = None
+        self.open_events: dict[bool, tuple[list[_Event], list[int]]] = {}
         self.multi_session_events: list[_Event] = []
         self.next_item_id = 1
         self.next_booking_id = 1
         self.codes: set[str] = set()
+        self.code_days: dict[int, str] = {}
+        self.demand: Counter[int] = Counter()  # seats held per item (bookings and live carts)
         self.cases: list[PlantedCase] = []
         self.planted: Counter[str] = Counter()
         self.reg_stamps: list[int] = []
@@ -641,9 +642,6 @@ class _Builder:
     def ts(self, offset_ms: int) -> str:
         return format_ms(self.base_ms + offset_ms)
 
-    def epoch(self, offset_ms: int) -> int:
-        return (self.base_ms + offset_ms) // 1000
-
     def between(self, low: int, high: int) -> int:
         """A uniform integer in [low, high] (low when the range is empty)."""
         return low + int(self.rnd() * (high - low + 1)) if high > low else low
@@ -665,10 +663,27 @@ class _Builder:
             if candidate not in carts:
                 return candidate
 
-    def booking_code(self) -> str:
+    def booking_code(self, booked_at: int) -> str:
+        """Four letters and the booking's day, "CFPP-290317" (ddmmyy), as Checkfront shows them.
+
+        The day is the generation-time day (calendar data, like SLIPs: a shift does not move it).
+        """
+        day = (self.anchor_ms + booked_at) // DAY
+        suffix = self.code_days.get(day)
+        if suffix is None:
+            iso = _iso_day(day)
+            suffix = f"-{iso[8:10]}{iso[5:7]}{iso[2:4]}"
+            self.code_days[day] = suffix
         rnd = self.rnd
         while True:
-            code = f"{_CODE_PREFIXES[int(rnd() * len(_CODE_PREFIXES))]}-{int(rnd() * 1_000_000):06d}"
+            n = int(rnd() * 456_976)  # 26**4
+            code = (
+                _LETTERS[n // 17576]
+                + _LETTERS[n // 676 % 26]
+                + _LETTERS[n // 26 % 26]
+                + _LETTERS[n % 26]
+                + suffix
+            )
             if code not in self.codes:
                 self.codes.add(code)
                 return code
@@ -684,14 +699,12 @@ class _Builder:
         rng = self.rng
         count = max(4, -(-self.config.registrations // 250))
         for index in range(count):
-            event = _Event(self.new_id(EVENT))
             start_day = self.anchor_day + rng.randint(-240, 200)
             length = rng.choice((1, 1, 1, 2, 2, 3))
             end_day = start_day + length - 1
+            event = _Event(self.new_id(EVENT), end_day)
             year = _iso_day(start_day)[:4]
-            name = (
-                f"{rng.choice(_EVENT_ADJ)} {rng.choice(_EVENT_TOPIC)} {rng.choice(_EVENT_KIND)} {year}"
-            )
+            name = f"{rng.choice(_EVENT_ADJ)} {rng.choice(_EVENT_TOPIC)} {rng.choice(_EVENT_KIND)} {year}"
             created = -rng.randint(400 * DAY, 600 * DAY)
             modified = created + rng.randint(0, 30 * DAY)
             self.sf_record(
@@ -735,9 +748,18 @@ class _Builder:
                     sf_created,
                 )
                 event.sessions.append(session)
-            if rng.random() < 0.5:
-                for name_addon, price in rng.sample(_ADDONS, rng.randint(1, 2)):
-                    addon = self._item(event, start_day, f"{slug}-{name_addon[:4].upper()}", name_addon, name, price, 999, addon=True)
+            if rng.random() < 0.3:
+                for name_addon, price in rng.sample(_ADDONS, 1 if rng.random() < 0.8 else 2):
+                    addon = self._item(
+                        event,
+                        start_day,
+                        f"{slug}-{name_addon[:4].upper()}",
+                        name_addon,
+                        name,
+                        price,
+                        999,
+                        addon=True,
+                    )
                     event.addons.append(addon)
                 for session in event.sessions:
                     self.cf.items[session.item_id]["packages"] = [a.item_id for a in event.addons]
@@ -770,6 +792,8 @@ class _Builder:
             "params": {"adults": self.money(price)},
             "packages": [],
         }
+        if addon:
+            self.cf.items[item_id]["unlimited"] = True
         sf_id = "" if addon else self.new_id(SESSION)
         return _Session(sf_id, item_id, price, day * 86400, _ymd(day), sku.lower())
 
@@ -800,8 +824,7 @@ class _Builder:
         rnd = self.rnd
         between = self.between
         if event is None:
-            events = self.multi_session_events if move_line else self.events
-            event = events[int(rnd() * len(events))]
+            event = self.pick_event(created, multi_session=move_line)
         self.last_event = event
         sessions = event.sessions
         n_sessions = len(sessions)
@@ -814,23 +837,20 @@ class _Builder:
         per_attendee = [*[chosen] * (n_att - 1), chosen[:1]] if subset else [chosen] * n_att
         chosen_ids = [session.sf_id for session in chosen]
 
-        # Lines: one per chosen session, qty = attendees taking it; maybe a package add-on.
-        lines: list[list[Any]] = []  # [line_id, session, qty, optin, opt]
+        # Main lines: one per chosen session, qty = attendees taking it. Every main line carries
+        # one line per package add-on of its item ("1.1", "1.2"...), opted out unless chosen, as
+        # the emulator's cart does; a booking keeps the main lines and the opted-in add-ons.
+        mains: list[list[Any]] = []  # [session, qty]
         for index, session in enumerate(chosen):
-            qty = n_att - 1 if subset and index > 0 else n_att
-            lines.append([_LINE_IDS[index], session, qty, None, None])
+            mains.append([session, n_att - 1 if subset and index > 0 else n_att])
         if move_line:
-            target = lines[int(rnd() * len(lines))]
+            target = mains[int(rnd() * len(mains))]
             spare = [s for s in sessions if s not in chosen]
-            target[1] = spare[int(rnd() * len(spare))]
+            target[0] = spare[int(rnd() * len(spare))]
         if seats_delta:
-            target = lines[int(rnd() * len(lines))]
-            target[2] += 1 if target[2] == 1 or rnd() < 0.5 else -1
+            target = mains[int(rnd() * len(mains))]
+            target[1] += 1 if target[1] == 1 or rnd() < 0.5 else -1
         addons = event.addons
-        if addons and rnd() < 0.25:
-            addon = addons[int(rnd() * len(addons))]
-            opted_in = rnd() < 0.7
-            lines.append(["1.1", addon, lines[0][2] if opted_in else 0, "O", "in" if opted_in else "out"])
 
         cart_created = created - between(1 * MIN, 15 * MIN)
         booking_at = created + between(1 * MIN, 10 * MIN) if booking_status else None
@@ -847,43 +867,74 @@ class _Builder:
         else:
             modified = ended = None
         keep_cart = modified is not None and (modified if ended is None else ended) >= -self.ttl_ms
-        sub_total = tax_total = 0
+        holds = booking_status not in (None, "VOID", "STOP") or (keep_cart and cart == "live")
+        grand_total = 0
         cart_lines: dict[str, Any] = {}
         booking_lines: list[dict[str, Any]] = []
         money = self.money
-        money_cache = self.money_cache
-        for line_id, session, qty, optin, opt in lines:
+        demand = self.demand
+        for index, (session, qty) in enumerate(mains):
+            line_id = _LINE_IDS[index]
             slip = f"{session.item_id}.{session.slip_date}X1-adults.{qty}"
             total = qty * session.price
-            tax = (total * _TAX_PERCENT + 50) // 100
-            sub_total += total
-            tax_total += tax
+            grand_total += total
+            if holds:
+                demand[session.item_id] += qty
             if keep_cart:
                 cart_lines[line_id] = {
                     "item_id": session.item_id,
                     "slip": slip,
                     "qty": qty,
-                    "date": session.date,
+                    "date": session.slip_date,
+                    "len": 1,
                     "param": {"adults": qty},
-                    "optin": optin,
-                    "opt": opt,
+                    "optin": None,
                 }
             if booking_at is not None:
                 booking_lines.append(
                     {
-                        "line_id": line_id,
+                        "line_id": len(booking_lines) + 1,
                         "item_id": session.item_id,
                         "sku": session.sku,
                         "slip": slip,
                         "qty": qty,
-                        "date": session.date,
-                        "total": money_cache.get(total) or money(total),
-                        "tax_total": money_cache.get(tax) or money(tax),
-                        "optin": optin,
-                        "opt": opt,
+                        "date": session.slip_date,
+                        "len": 1,
+                        "total": money(total),
+                        "tax_total": "0.00",
+                        "package": False,
                     }
                 )
-        grand_total = sub_total + tax_total
+            for number, addon in enumerate(addons, start=1):
+                opted_in = rnd() < 0.3
+                addon_slip = f"{addon.item_id}.{session.slip_date}X1-1"
+                if opted_in:
+                    grand_total += addon.price
+                if keep_cart:
+                    cart_lines[f"{line_id}.{number}"] = {
+                        "item_id": addon.item_id,
+                        "slip": addon_slip,
+                        "qty": 1,
+                        "date": session.slip_date,
+                        "len": 1,
+                        "param": {},
+                        "optin": opted_in,
+                    }
+                if opted_in and booking_at is not None:
+                    booking_lines.append(
+                        {
+                            "line_id": len(booking_lines) + 1,
+                            "item_id": addon.item_id,
+                            "sku": addon.sku,
+                            "slip": addon_slip,
+                            "qty": 1,
+                            "date": session.slip_date,
+                            "len": 1,
+                            "total": money(addon.price),
+                            "tax_total": "0.00",
+                            "package": True,
+                        }
+                    )
 
         first_index = int(rnd() * len(_FIRST))
         last_index = int(rnd() * len(_LAST))
@@ -895,7 +946,7 @@ class _Builder:
         cart_id = cart_id or self.cart_id()
         code = None
         if booking_at is not None:
-            code = self.booking_code()
+            code = self.booking_code(booking_at)
             booking_id = self.next_booking_id
             self.next_booking_id += 1
             if booking_status == "PAID":
@@ -904,11 +955,10 @@ class _Builder:
                 paid = grand_total * between(3, 7) // 10
             else:
                 paid = 0
-            day_first = day_last = lines[0][1].date
-            for line in lines:
-                day = line[1].date
-                day_first = min(day_first, day)
-                day_last = max(day_last, day)
+            day_first = day_last = mains[0][0].date
+            for session, _ in mains:
+                day_first = min(day_first, session.date)
+                day_last = max(day_last, session.date)
             booking_modified = min(booking_at + between(0, 90 * SEC), NEWEST_STAMP)
             self.cf.bookings[booking_id] = {
                 "booking_id": booking_id,
@@ -922,8 +972,8 @@ class _Builder:
                 "customer_email": email,
                 "session_id": cart_id,
                 "lines": booking_lines,
-                "sub_total": money(sub_total),
-                "tax_total": money(tax_total),
+                "sub_total": money(grand_total),
+                "tax_total": "0.00",
                 "total": money(grand_total),
                 "paid_total": money(paid),
             }
@@ -979,9 +1029,7 @@ class _Builder:
                 first_index = int(rnd() * len(_FIRST))
                 last_index = int(rnd() * len(_LAST))
                 att_first, att_last = _FIRST[first_index], _LAST[last_index]
-                att_email = (
-                    f"{_FIRST_MAIL[first_index]}.{_LAST_MAIL[last_index]}{number}x{position}@{domain}"
-                )
+                att_email = f"{_FIRST_MAIL[first_index]}.{_LAST_MAIL[last_index]}{number}x{position}@{domain}"
             att_table[att_id] = {
                 "Id": att_id,
                 "Name": f"{att_first} {att_last}",
@@ -1070,7 +1118,13 @@ class _Builder:
         b = self.between
         in_flight, ttl, cart_ttl = self.in_flight_ms, self.stale_ttl_ms, self.ttl_ms
         settled = max(40 * MIN, in_flight + 20 * MIN)  # old enough to be evaluated, booking too
-        if kind in ("completed", "seats_mismatch", "sessions_mismatch", "completed_unpaid", "amount_mismatch"):
+        if kind in (
+            "completed",
+            "seats_mismatch",
+            "sessions_mismatch",
+            "completed_unpaid",
+            "amount_mismatch",
+        ):
             return settled + int(365 * DAY * rng.random() ** 2), ""
         if kind == "duplicate":
             return max(2 * HOUR, settled) + int(365 * DAY * rng.random() ** 2), ""
@@ -1202,7 +1256,9 @@ class _Builder:
         elif kind == "stale_session":
             idle = -created - rng.randint(0, 10 * MIN)
             if variant == "failed":
-                reg_id, cart_id, code = reg(created, status="Failed", cart="live", idle=idle, error=rng.choice(_ERRORS))
+                reg_id, cart_id, code = reg(
+                    created, status="Failed", cart="live", idle=idle, error=rng.choice(_ERRORS)
+                )
             else:
                 reg_id, cart_id, code = reg(created, status="Draft", deleted=True, cart="live", idle=idle)
             reg_ids, stale = (reg_id,), (cart_id,)
@@ -1213,7 +1269,9 @@ class _Builder:
         elif kind == "booking_without_registration":
             roll = rng.random()
             status = "PAID" if roll < 0.6 else "PEND" if roll < 0.85 else "HOLD"
-            _, cart_id, code = reg(created, status="Completed", booking_status=status, with_registration=False)
+            _, cart_id, code = reg(
+                created, status="Completed", booking_status=status, with_registration=False
+            )
             self.cases.append(
                 PlantedCase(
                     kind, (), cart_id, code,
@@ -1255,11 +1313,35 @@ class _Builder:
             else:
                 position += 1
 
+    def pick_event(self, created: int, *, multi_session: bool) -> _Event:
+        """An event that has not ended on the day of registration (any event if none is left)."""
+        events, ends = self.open_events[multi_session]
+        first = bisect.bisect_left(ends, (self.anchor_ms + created) // DAY)
+        if first == len(events):
+            first = 0
+        return events[first + int(self.rnd() * (len(events) - first))]
+
+    def fit_stock(self) -> None:
+        """Stock enough for the seats the data holds, so the emulator's capacity checks pass."""
+        sessions = self.tables[SESSION]
+        for event in self.events:
+            for session in event.sessions:
+                item = self.cf.items[session.item_id]
+                held = self.demand[session.item_id]
+                if held + 10 > item["stock"]:
+                    item["stock"] = held + max(10, held // 4)
+                    sessions[session.sf_id]["conference360__Capacity__c"] = float(item["stock"])
+
     def run(self) -> None:
         self.make_events()
+        for multi_session in (False, True):
+            pool = self.multi_session_events if multi_session else self.events
+            pool = sorted(pool, key=lambda event: (event.end_day, event.id))
+            self.open_events[multi_session] = (pool, [event.end_day for event in pool])
         for created, _, kind, variant in self.plan():
             self.build(created, kind, variant)
         self.tie_stamps()
+        self.fit_stock()
 
 
 def _iso_day(day: int) -> str:

@@ -61,8 +61,8 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the warehouse schema to `revision` (idempotent)."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Upgrade the warehouse schema to `revision` (idempotent; "heads": every branch of migrations)."""
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -1,0 +1,90 @@
+"""What the benchmarks share: a sandbox in its own process, peak RSS, the final JSON line."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REGSYNC = str(Path(sys.executable).with_name("regsync"))
+
+
+@dataclass(frozen=True)
+class RunningSandbox:
+    process: subprocess.Popen[str]
+    base_url: str
+    ca_path: str
+    config: Path | None
+
+
+@contextmanager
+def sandbox_process(
+    registrations: int,
+    seed: int,
+    state_dir: Path,
+    *,
+    write_config: Path | None = None,
+    warehouse_url: str | None = None,
+) -> Iterator[RunningSandbox]:
+    """`regsync sandbox --generate N` in a child process, stopped with SIGTERM at the end."""
+    command = [
+        REGSYNC,
+        "sandbox",
+        "--port",
+        "0",
+        "--generate",
+        str(registrations),
+        "--seed",
+        str(seed),
+        "--state-dir",
+        str(state_dir),
+    ]
+    if write_config is not None:
+        command += ["--write-config", str(write_config)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    base = ca = ""
+    config_written = write_config is None
+    for line in process.stdout:
+        if match := re.search(r"listening on (https://\S+)", line):
+            base = match.group(1)
+        if match := re.search(r"CA file\s+(\S+)", line):
+            ca = match.group(1)
+        if "wrote" in line:
+            config_written = True
+        if base and ca and config_written:
+            break
+    if not base:
+        process.kill()
+        raise SystemExit("the sandbox did not start")
+    if write_config is not None and warehouse_url is not None:
+        text = write_config.read_text()
+        write_config.write_text(re.sub(r'url = "sqlite:///regsync.db"', f'url = "{warehouse_url}"', text))
+    try:
+        yield RunningSandbox(process, base, ca, write_config)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a live process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def emit(result: dict[str, Any]) -> None:
+    """The last line of every benchmark: one JSON object."""
+    print(json.dumps(result), flush=True)

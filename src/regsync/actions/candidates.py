@@ -1,0 +1,335 @@
+"""What to write back, per docs/rules.md: one SQL CASE per target gives the rule or the first reason not to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, case, exists, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from regsync.actions.journal import END, SUBMIT, holds_key
+from regsync.actions.settings import ActionSettings
+from regsync.warehouse.actions_tables import actions
+from regsync.warehouse.tables import (
+    booking_sessions,
+    bookings,
+    registration_attendee_sessions,
+    registration_attendees,
+    registrations,
+)
+
+IN_PROGRESS_STATUSES = ("Draft", "To Process")
+SELECTED = {SUBMIT: "pending", END: "stale"}
+CHUNK = 500
+
+r, b, bs, a = registrations, bookings, booking_sessions, actions
+ra, ras = registration_attendees, registration_attendee_sessions
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the rules are evaluated against: thresholds, a fixed "now" and the caller's --older-than."""
+
+    settings: ActionSettings
+    now: datetime
+    older_than_s: int | None = None
+
+    def ago(self, seconds: float) -> datetime:
+        return self.now - timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One draft registration or known alive booking session, and why it is (not) acted on."""
+
+    kind: str
+    target_id: str
+    reason: str  # "pending" / "stale" when selected, else the first reason it was skipped
+    text: str
+
+    @property
+    def selected(self) -> bool:
+        return self.reason == SELECTED[self.kind]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One write to make: its target, the rule that selected it and the request to send."""
+
+    kind: str
+    target_id: str
+    reason: str
+    request: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    """The candidates of each kind, the eligible population the breaker compares them with."""
+
+    now: datetime
+    candidates: dict[str, list[Candidate]] = field(default_factory=dict)
+    population: dict[str, int] = field(default_factory=dict)
+    explanations: list[Explanation] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(len(found) for found in self.candidates.values())
+
+
+# -- the CASE per kind ----------------------------------------------------------------------------
+
+
+def _held(kind: str, target: Any) -> ColumnElement[bool]:
+    """Join condition: the journal action that holds this target (at most one, by the unique index)."""
+    return and_(a.c.kind == kind, a.c.target_id == target, holds_key())
+
+
+def _journal_whens() -> list[tuple[ColumnElement[bool], str]]:
+    return [
+        (a.c.state == "succeeded", "done"),
+        (a.c.state == "failed", "failed_final"),
+        (a.c.action_id.is_not(None), "unresolved"),
+    ]
+
+
+def _too_recent(scope: Scope, at: Any) -> list[tuple[ColumnElement[bool], str]]:
+    if scope.older_than_s is None:
+        return []
+    return [(at >= scope.ago(scope.older_than_s), "too_recent")]
+
+
+def _draft() -> tuple[ColumnElement[bool], ...]:
+    return (r.c.status == "Draft", r.c.is_deleted.is_(False))
+
+
+def _attendee_stats() -> Any:
+    """Per draft registration: its number of attendees and how many of them have no session id."""
+    same_attendee = and_(ras.c.registration_id == ra.c.registration_id, ras.c.position == ra.c.position)
+    per_attendee = (
+        select(ra.c.registration_id, func.count(ras.c.session_id).label("sessions"))
+        .select_from(ra.outerjoin(ras, same_attendee))
+        .where(ra.c.registration_id.in_(select(r.c.id).where(*_draft())))
+        .group_by(ra.c.registration_id, ra.c.position)
+        .subquery("per_attendee")
+    )
+    return (
+        select(
+            per_attendee.c.registration_id,
+            func.count().label("attendees"),
+            func.sum(case((per_attendee.c.sessions == 0, 1), else_=0)).label("sessionless"),
+        )
+        .group_by(per_attendee.c.registration_id)
+        .subquery("attendee_stats")
+    )
+
+
+def _columns(target: Any, reason: Any, at: Any, ref: Any, ref_status: Any) -> list[Any]:
+    """The columns both explanation queries return, in one order."""
+    return [
+        target.label("target_id"),
+        reason.label("reason"),
+        at.label("at"),
+        ref.label("ref"),
+        ref_status.label("ref_status"),
+        a.c.action_id.label("action_id"),
+        a.c.state.label("action_state"),
+        a.c.error.label("action_error"),
+    ]
+
+
+def registration_reasons(scope: Scope) -> Select[Any]:
+    """Every draft registration with "pending" (docs/rules.md) or the first rule it fails."""
+    settings = scope.settings
+    stats = _attendee_stats()
+    reason = case(
+        (r.c.created_at >= scope.ago(settings.in_flight_s), "in_flight"),
+        *_too_recent(scope, r.c.created_at),
+        (r.c.booking_code.is_(None), "no_booking"),
+        (b.c.booking_id.is_(None), "booking_unknown"),
+        (b.c.status_id.not_in(settings.confirmed_statuses), "booking_unconfirmed"),
+        (func.coalesce(stats.c.attendees, 0) == 0, "no_attendees"),
+        (stats.c.sessionless > 0, "sessionless_attendee"),
+        *_journal_whens(),
+        else_=SELECTED[SUBMIT],
+    )
+    source = (
+        r.outerjoin(b, b.c.code == r.c.booking_code)
+        .outerjoin(stats, stats.c.registration_id == r.c.id)
+        .outerjoin(a, _held(SUBMIT, r.c.id))
+    )
+    columns = _columns(r.c.id, reason, r.c.created_at, r.c.booking_code, b.c.status_id)
+    return select(*columns, stats.c.attendees.label("attendees")).select_from(source).where(*_draft())
+
+
+def booking_session_reasons(scope: Scope) -> Select[Any]:
+    """Every known alive booking session with "stale" (docs/rules.md) or the first rule it fails."""
+    settings = scope.settings
+    in_progress = and_(
+        r.c.is_deleted.is_(False),
+        r.c.status.in_(IN_PROGRESS_STATUSES),
+        r.c.created_at > scope.ago(settings.stale_draft_s),
+        r.c.booking_session_id.is_not(None),
+    )
+    protectors = (
+        select(r.c.booking_session_id, func.min(r.c.id).label("protector"))
+        .where(in_progress)
+        .group_by(r.c.booking_session_id)
+        .subquery("protectors")
+    )
+    protector = r.alias("protector")
+    reason = case(
+        (bs.c.last_activity_at.is_(None), "age_unknown"),
+        (bs.c.last_activity_at >= scope.ago(settings.stale_session_ttl_s), "not_idle"),
+        *_too_recent(scope, bs.c.last_activity_at),
+        (protectors.c.protector.is_not(None), "protected"),
+        *_journal_whens(),
+        else_=SELECTED[END],
+    )
+    source = (
+        bs.outerjoin(protectors, protectors.c.booking_session_id == bs.c.id)
+        .outerjoin(protector, protector.c.id == protectors.c.protector)
+        .outerjoin(a, _held(END, bs.c.id))
+    )
+    known = exists().where(r.c.booking_session_id == bs.c.id)
+    columns = _columns(bs.c.id, reason, bs.c.last_activity_at, protector.c.id, protector.c.status)
+    return select(*columns).select_from(source).where(bs.c.state == "alive", known)
+
+
+REASONS = {SUBMIT: registration_reasons, END: booking_session_reasons}
+
+
+# -- reading them ---------------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{seconds} s"
+
+
+def _short(ident: Any) -> str:
+    return f"{str(ident)[:8]}…" if ident else "?"
+
+
+def _describe(kind: str, row: Mapping[str, Any], scope: Scope) -> str:
+    """The human reading of one explanation row."""
+    settings = scope.settings
+    age = _duration((scope.now - row["at"]).total_seconds()) if row["at"] is not None else "?"
+    ttl = _duration(settings.stale_session_ttl_s)
+    texts = {
+        "in_flight": f"in flight (created {age} ago)",
+        "too_recent": f"younger than --older-than ({age})",
+        "no_booking": "no booking code yet",
+        "booking_unknown": f"booking {row['ref']} not found in Checkfront",
+        "booking_unconfirmed": f"booking {row['ref_status']} not confirmed",
+        "no_attendees": "no attendees in the payload",
+        "sessionless_attendee": "attendee without session ids",
+        "age_unknown": "idle time unknown",
+        "not_idle": f"idle {age}, not over the {ttl} TTL",
+        "protected": f"protected: {str(row['ref_status']).lower()} {_short(row['ref'])} in progress",
+        "done": f"already done by action {_short(row['action_id'])}",
+        "failed_final": f"failed for good earlier: {row['action_error']}",
+        "unresolved": f"action {_short(row['action_id'])} left {row['action_state']} by an interrupted run",
+        "pending": f"pending: Draft with booking {row['ref']} {row['ref_status']}, "
+        f"{row.get('attendees')} attendee(s) with sessions",
+        "stale": f"stale: idle {age} > {ttl}, no registration in progress needs it",
+    }
+    return texts[row["reason"]]
+
+
+def explain(connection: Connection, scope: Scope, kinds: Sequence[str]) -> list[Explanation]:
+    """Every draft / known alive booking session of these kinds, selected ones first."""
+    found = [
+        Explanation(kind, row["target_id"], row["reason"], _describe(kind, row, scope))
+        for kind in kinds
+        for row in connection.execute(REASONS[kind](scope)).mappings()
+    ]
+    return sorted(found, key=lambda e: (e.kind != SUBMIT, not e.selected, e.reason, e.target_id))
+
+
+def population(connection: Connection, scope: Scope, kind: str) -> int:
+    """Drafts (submits) or known alive booking sessions (ends): what the breaker's share is of."""
+    listed = REASONS[kind](scope).subquery("listed")
+    return int(connection.execute(select(func.count()).select_from(listed)).scalar_one())
+
+
+def selected(connection: Connection, scope: Scope, kind: str, limit: int | None = None) -> list[tuple[str, str]]:
+    """(target id, rule text) of the candidates of one kind, oldest first, at most `limit`."""
+    listed = REASONS[kind](scope).subquery("listed")
+    query = (
+        select(listed)
+        .where(listed.c.reason == SELECTED[kind])
+        .order_by(listed.c.at, listed.c.target_id)
+        .limit(limit)
+    )
+    return [(row["target_id"], _describe(kind, row, scope)) for row in connection.execute(query).mappings()]
+
+
+def _chunks(ids: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def submit_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The sessionRegistration payload of each registration, rebuilt from the warehouse."""
+    payloads: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(ids):
+        query = (
+            select(r.c.id, r.c.booking_session_id, ra.c.position, ra.c.attendee_id, ras.c.session_id)
+            .select_from(
+                r.join(ra, ra.c.registration_id == r.c.id).outerjoin(
+                    ras, and_(ras.c.registration_id == ra.c.registration_id, ras.c.position == ra.c.position)
+                )
+            )
+            .where(r.c.id.in_(list(chunk)))
+            .order_by(r.c.id, ra.c.position, ras.c.session_id)
+        )
+        attendees: dict[tuple[str, int], dict[str, Any]] = {}
+        for reg_id, session_id, position, attendee_id, sf_session_id in connection.execute(query):
+            payload = payloads.setdefault(reg_id, _payload(reg_id, session_id))
+            attendee = attendees.get((reg_id, position))
+            if attendee is None:
+                attendee = attendees[(reg_id, position)] = {"id": attendee_id, "sessionIds": []}
+                payload["attendeeList"].append(attendee)
+            if sf_session_id is not None:
+                attendee["sessionIds"].append(sf_session_id)
+    return payloads
+
+
+def _payload(registration_id: str, booking_session_id: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"id": registration_id, "attendeeList": [], "submit": True}
+    if booking_session_id is not None:
+        payload["sessionId"] = booking_session_id
+    return payload
+
+
+def candidates(connection: Connection, scope: Scope, kind: str, limit: int | None = None) -> list[Candidate]:
+    """The writes of one kind the warehouse calls for at scope.now, with their requests."""
+    chosen = selected(connection, scope, kind, limit)
+    if kind == END:
+        return [Candidate(END, target, reason, {"session_id": target}) for target, reason in chosen]
+    payloads = submit_payloads(connection, [target for target, _ in chosen])
+    return [Candidate(SUBMIT, target, reason, payloads[target]) for target, reason in chosen]
+
+
+def make_plan(
+    connection: Connection,
+    scope: Scope,
+    kinds: Sequence[str],
+    *,
+    limit: int | None = None,
+    explained: bool = False,
+) -> Plan:
+    """Candidates and populations of each kind (and, for `regsync plan`, every explanation)."""
+    plan = Plan(now=scope.now)
+    for kind in kinds:
+        plan.candidates[kind] = candidates(connection, scope, kind, limit)
+        plan.population[kind] = population(connection, scope, kind)
+    if explained:
+        plan.explanations = explain(connection, scope, kinds)
+    return plan

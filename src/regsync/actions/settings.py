@@ -1,0 +1,33 @@
+"""Write-back settings: thresholds of docs/rules.md, the write switch and the circuit breaker."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ActionSettings(BaseModel):
+    """`[actions]`: what may be written back, and how much at most in one run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Writes happen only when this is true or the caller passes apply=True (`--apply`).
+    enabled: bool = False
+    in_flight_s: int = Field(default=900, ge=0)
+    confirmed_statuses: tuple[str, ...] = ("PAID", "PART")
+    stale_session_ttl_s: int = Field(default=21600, ge=0)
+    stale_draft_s: int = Field(default=604800, ge=0)
+    # The circuit breaker: a run that would write more than max_writes actions, or more than
+    # max_share of the eligible population (drafts for submits, known alive booking sessions for
+    # ends), writes nothing.
+    max_writes: int = Field(default=200, ge=0)
+    max_share: float = Field(default=0.2, gt=0, le=1)
+    # Ids per batched re-read / confirming SOQL query (kept well under Salesforce's URI length).
+    batch_size: int = Field(default=200, ge=1, le=500)
+
+    @field_validator("confirmed_statuses")
+    @classmethod
+    def _upper(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        statuses = tuple(dict.fromkeys(s.strip().upper() for s in value if s.strip()))
+        if not statuses:
+            raise ValueError("name at least one confirmed booking status")
+        return statuses
