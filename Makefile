@@ -16,12 +16,12 @@ demo: $(STAMP)
 	$(BIN)/regsync demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench jobs
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench jobs
-	$(BIN)/ruff format --check src tests bench jobs
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 bench-sandbox: $(STAMP)
 	$(BIN)/python bench/sandbox.py

@@ -204,7 +204,7 @@ REASONS = {SUBMIT: registration_reasons, END: booking_session_reasons}
 # -- reading them ---------------------------------------------------------------------------------
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
@@ -219,8 +219,8 @@ def _short(ident: Any) -> str:
 def _describe(kind: str, row: Mapping[str, Any], scope: Scope) -> str:
     """The human reading of one explanation row."""
     settings = scope.settings
-    age = _duration((scope.now - row["at"]).total_seconds()) if row["at"] is not None else "?"
-    ttl = _duration(settings.stale_session_ttl_s)
+    age = duration((scope.now - row["at"]).total_seconds()) if row["at"] is not None else "?"
+    ttl = duration(settings.stale_session_ttl_s)
     texts = {
         "in_flight": f"in flight (created {age} ago)",
         "too_recent": f"younger than --older-than ({age})",
@@ -258,7 +258,9 @@ def population(connection: Connection, scope: Scope, kind: str) -> int:
     return int(connection.execute(select(func.count()).select_from(listed)).scalar_one())
 
 
-def selected(connection: Connection, scope: Scope, kind: str, limit: int | None = None) -> list[tuple[str, str]]:
+def selected(
+    connection: Connection, scope: Scope, kind: str, limit: int | None = None
+) -> list[tuple[str, str]]:
     """(target id, rule text) of the candidates of one kind, oldest first, at most `limit`."""
     listed = REASONS[kind](scope).subquery("listed")
     query = (
@@ -302,10 +304,10 @@ def submit_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, dic
 
 
 def _payload(registration_id: str, booking_session_id: str | None) -> dict[str, Any]:
-    payload: dict[str, Any] = {"id": registration_id, "attendeeList": [], "submit": True}
+    payload: dict[str, Any] = {"id": registration_id}
     if booking_session_id is not None:
         payload["sessionId"] = booking_session_id
-    return payload
+    return {**payload, "attendeeList": [], "submit": True}
 
 
 def candidates(connection: Connection, scope: Scope, kind: str, limit: int | None = None) -> list[Candidate]:

@@ -113,20 +113,25 @@ def record_result(
     error: str | None = None,
     retriable: bool = False,
 ) -> None:
-    """Commit how a sent (or recovered) action ended: succeeded, or failed with the API's message."""
+    """Commit how a sent (or recovered) action ended: succeeded, or failed with the API's message.
+
+    A failed action may still become succeeded when the confirming read finds its target done.
+    """
     if state not in ("succeeded", "failed"):
         raise ValueError(f"an action ends succeeded or failed, not {state!r}")
+    values = {
+        "state": state,
+        "error": error,
+        "retriable": retriable and state == "failed",
+        "finished_at": utcnow(),
+    }
+    if response is not None:
+        values["response"] = response
     with engine.begin() as connection:
         connection.execute(
             update(a)
             .where(a.c.action_id == action_id, a.c.state.in_((*UNRESOLVED, "failed")))
-            .values(
-                state=state,
-                response=response,
-                error=error,
-                retriable=retriable and state == "failed",
-                finished_at=utcnow(),
-            )
+            .values(**values)
         )
 
 

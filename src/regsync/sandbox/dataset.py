@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
-import mmap
+import json
 import os
+import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -230,24 +232,15 @@ def _write(source: DatasetSource, path: Path) -> None:
 # Loading
 # ---------------------------------------------------------------------------------------------
 
+_ARRAY_OPEN = re.compile(rb'"([A-Za-z0-9_]+)":\[')
+_CF_ARRAYS = ("items", "booking_sessions", "bookings")
+_BASE62_VALUE = {
+    char: value for value, char in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+}
 
-def _read_json(path: Path) -> Any:
-    """Parse the whole file; a memory map keeps the raw bytes out of the Python heap."""
-    try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size == 0:
-                raise DatasetError(f"{path}: the file is empty, not a dataset")
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                view = memoryview(mapped)
-                try:
-                    return orjson.loads(view)
-                finally:
-                    view.release()
-    except orjson.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the dataset ({exc.strerror or exc})") from None
+
+class _NotStreamable(Exception):
+    """The file is not laid out one record per line as `save_dataset` writes it."""
 
 
 class _Shifter:
@@ -279,71 +272,6 @@ def _id_number(record_id: str, key_prefix: str) -> int | None:
     return number
 
 
-_BASE62_VALUE = {
-    char: value for value, char in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-}
-
-
-def _load_salesforce(
-    path: Path, section: Any, shifter: _Shifter
-) -> tuple[dict[str, dict[str, dict[str, Any]]], int, dict[str, int]]:
-    if not isinstance(section, dict):
-        raise DatasetError(f"{path}: 'salesforce' must be an object of record lists by object name")
-    unknown = sorted(set(section) - set(SCHEMAS))
-    if unknown:
-        raise DatasetError(f"{path}: salesforce: unknown object {unknown[0]!r} (known: {', '.join(SCHEMAS)})")
-    tables: dict[str, dict[str, dict[str, Any]]] = {}
-    max_stamp = ""
-    next_numbers: dict[str, int] = {}
-    for name, schema in SCHEMAS.items():
-        records = section.get(name, [])
-        where = f"{path}: salesforce.{name}"
-        if not isinstance(records, list):
-            raise DatasetError(f"{where} must be a list of records")
-        fields = schema.fields
-        field_set = set(fields)
-        datetimes = [f for f, kind in fields.items() if kind == "datetime"]
-        table: dict[str, dict[str, Any]] = {}
-        max_id = ""
-        for index, record in enumerate(records):
-            if type(record) is not dict:
-                raise DatasetError(f"{where}[{index}] must be an object")
-            if record.keys() != field_set:
-                extra = sorted(record.keys() - field_set)
-                if extra:
-                    raise DatasetError(f"{where}[{index}]: unknown field {extra[0]!r}")
-                for missing in fields:  # absent fields are null, in schema order
-                    record.setdefault(missing, None)
-            record_id = record["Id"]
-            if not isinstance(record_id, str) or len(record_id) != 18 or not record_id.isalnum():
-                raise DatasetError(f"{where}[{index}]: Id {record_id!r} is not an 18-character id")
-            if record_id in table:
-                raise DatasetError(f"{where}[{index}]: duplicate Id {record_id}")
-            if record["IsDeleted"] is None:
-                record["IsDeleted"] = False
-            for name_dt in datetimes:
-                value = record[name_dt]
-                if value is None:
-                    continue
-                try:
-                    record[name_dt] = shifter(value)
-                except (TypeError, ValueError):
-                    raise DatasetError(
-                        f"{where}[{index}] ({record_id}): {name_dt} {value!r} is not a datetime "
-                        "like 2024-05-01T12:34:56.000+0000"
-                    ) from None
-            stamp = record["SystemModstamp"]
-            if stamp is not None and stamp > max_stamp:
-                max_stamp = stamp
-            if record_id > max_id and record_id.startswith(schema.key_prefix + "0U"):
-                max_id = record_id
-            table[record_id] = record
-        tables[name] = table
-        next_numbers[name] = (_id_number(max_id, schema.key_prefix) or 0) + 1
-    max_ms = parse_ms(max_stamp) if max_stamp else 0
-    return tables, max_ms, next_numbers
-
-
 def _require_number(where: str, record: dict[str, Any], key: str, *, optional: bool = False) -> None:
     value = record.get(key)
     if value is None and optional:
@@ -352,85 +280,8 @@ def _require_number(where: str, record: dict[str, Any], key: str, *, optional: b
         raise DatasetError(f"{where}: {key} must be epoch seconds, not {value!r}")
 
 
-def _load_checkfront(
-    path: Path, section: Any, shift_s: int
-) -> tuple[dict[int, Any], dict[str, Any], dict[int, Any], float]:
-    if not isinstance(section, dict):
-        raise DatasetError(f"{path}: 'checkfront' must be an object")
-    ttl = section.get("session_ttl_s", DEFAULT_SESSION_TTL_S)
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
-        raise DatasetError(f"{path}: checkfront.session_ttl_s must be a positive number of seconds")
-    lists = {}
-    for key in ("items", "booking_sessions", "bookings"):
-        value = section.get(key, [])
-        if not isinstance(value, list):
-            raise DatasetError(f"{path}: checkfront.{key} must be a list")
-        lists[key] = value
-    items: dict[int, Any] = {}
-    for index, item in enumerate(lists["items"]):
-        where = f"{path}: checkfront.items[{index}]"
-        if type(item) is not dict:
-            raise DatasetError(f"{where} must be an object")
-        item_id = item.get("item_id")
-        if isinstance(item_id, bool) or not isinstance(item_id, int):
-            raise DatasetError(f"{where}: item_id must be an integer, not {item_id!r}")
-        if item_id in items:
-            raise DatasetError(f"{where}: duplicate item_id {item_id}")
-        items[item_id] = item
-    sessions: dict[str, Any] = {}
-    for index, session in enumerate(lists["booking_sessions"]):
-        where = f"{path}: checkfront.booking_sessions[{index}]"
-        if type(session) is not dict:
-            raise DatasetError(f"{where} must be an object")
-        session_id = session.get("id")
-        if not isinstance(session_id, str) or not session_id:
-            raise DatasetError(f"{where}: id must be a non-empty string, not {session_id!r}")
-        if session_id in sessions:
-            raise DatasetError(f"{where}: duplicate id {session_id}")
-        _require_number(where, session, "created")
-        _require_number(where, session, "modified")
-        _require_number(where, session, "ended", optional=True)
-        if not isinstance(session.setdefault("lines", {}), dict):
-            raise DatasetError(f"{where}: lines must be an object keyed by line id")
-        session.setdefault("booking_code", None)
-        session.setdefault("ended", None)
-        if shift_s:
-            for key in CF_SESSION_TIMES:
-                if session[key] is not None:
-                    session[key] += shift_s
-        sessions[session_id] = session
-    bookings: dict[int, Any] = {}
-    for index, booking in enumerate(lists["bookings"]):
-        where = f"{path}: checkfront.bookings[{index}]"
-        if type(booking) is not dict:
-            raise DatasetError(f"{where} must be an object")
-        booking_id = booking.get("booking_id")
-        if isinstance(booking_id, bool) or not isinstance(booking_id, int):
-            raise DatasetError(f"{where}: booking_id must be an integer, not {booking_id!r}")
-        if booking_id in bookings:
-            raise DatasetError(f"{where}: duplicate booking_id {booking_id}")
-        if not isinstance(booking.get("code"), str) or not isinstance(booking.get("status_id"), str):
-            raise DatasetError(f"{where}: code and status_id must be strings")
-        _require_number(where, booking, "created_date")
-        _require_number(where, booking, "last_modified", optional=True)
-        if not isinstance(booking.setdefault("lines", []), list):
-            raise DatasetError(f"{where}: lines must be a list")
-        if shift_s:
-            for key in CF_BOOKING_TIMES:
-                if booking.get(key) is not None:
-                    booking[key] += shift_s
-        bookings[booking_id] = booking
-    return items, sessions, bookings, float(ttl)
-
-
-def load_dataset(path: Path | str, store: SandboxStore, *, shift_to_now: bool = True) -> DatasetInfo:
-    """Replace the store's contents with a dataset file, validated (DatasetError says what is wrong).
-
-    With `shift_to_now` every timestamp moves by (now - anchor), whole seconds, so ages relative to
-    the store's clock are the ages the file was written with.
-    """
-    path = Path(path)
-    data = _read_json(path)
+def _check_header(path: Path, data: Any) -> tuple[float, dict[str, Any] | None]:
+    """(anchor, generator block) of the top-level object, or DatasetError naming the problem."""
     if not isinstance(data, dict):
         raise DatasetError(f'{path}: expected a JSON object with "format": "{FORMAT}"')
     if data.get("format") != FORMAT:
@@ -442,9 +293,8 @@ def load_dataset(path: Path | str, store: SandboxStore, *, shift_to_now: bool = 
         raise DatasetError(
             f"{path}: dataset version {version!r} is not supported (this regsync reads version {VERSION})"
         )
-    for section in ("anchor", "salesforce", "checkfront"):
-        if section not in data:
-            raise DatasetError(f"{path}: missing section {section!r}")
+    if "anchor" not in data:
+        raise DatasetError(f"{path}: missing section 'anchor'")
     try:
         anchor = parse_anchor(data["anchor"])
     except (TypeError, ValueError) as exc:
@@ -454,25 +304,296 @@ def load_dataset(path: Path | str, store: SandboxStore, *, shift_to_now: bool = 
     generator = data.get("generator")
     if generator is not None and not isinstance(generator, dict):
         raise DatasetError(f"{path}: 'generator' must be an object or null")
-    shift_s = round(store.clock.now() - anchor) if shift_to_now else 0
-    tables, max_stamp_ms, next_numbers = _load_salesforce(path, data["salesforce"], _Shifter(shift_s))
-    items, sessions, bookings, ttl = _load_checkfront(path, data["checkfront"], shift_s)
-    del data
-    with store.lock:
-        sf = store.salesforce
-        for name, table in tables.items():
-            sf.tables[name].clear()
-            sf.tables[name].update(table)
-            sf.counters[name] = itertools.count(next_numbers[name])
-        sf.last_modstamp = max_stamp_ms / 1000
-        cf = store.checkfront
-        cf.items.clear()
-        cf.items.update(items)
-        cf.booking_sessions.clear()
-        cf.booking_sessions.update(sessions)
-        cf.bookings.clear()
-        cf.bookings.update(bookings)
-        cf.session_ttl_s = ttl
-    counts = {name: len(table) for name, table in tables.items()}
-    counts.update(items=len(items), booking_sessions=len(sessions), bookings=len(bookings))
-    return DatasetInfo(path, VERSION, anchor, shift_s, generator, counts)
+    return anchor, generator
+
+
+class _Loader:
+    """Validates records one by one and builds the tables, whichever way the file is read."""
+
+    def __init__(self, path: Path, anchor: float, generator: dict[str, Any] | None, shift_s: int) -> None:
+        self.path = path
+        self.anchor = anchor
+        self.generator = generator
+        self.shift_s = shift_s
+        self.shifter = _Shifter(shift_s)
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMAS}
+        self.max_ids = dict.fromkeys(SCHEMAS, "")
+        self.max_stamp = ""
+        self.items: dict[int, Any] = {}
+        self.sessions: dict[str, Any] = {}
+        self.bookings: dict[int, Any] = {}
+        self.session_ttl_s: float = DEFAULT_SESSION_TTL_S
+        # Presized record templates (a dict grown key by key takes a third more memory) and one
+        # shared string per distinct picklist or low-cardinality reference value.
+        self.templates = {name: dict.fromkeys(schema.fields) for name, schema in SCHEMAS.items()}
+        self.interned: dict[str, dict[Any, Any]] = {}
+        self.intern_fields = {
+            name: [
+                field
+                for field, kind in schema.fields.items()
+                if kind == "picklist" or field in ("conference360__Event__c", "conference360__Session__c")
+            ]
+            for name, schema in SCHEMAS.items()
+        }
+        self.datetime_fields = {
+            name: [field for field, kind in schema.fields.items() if kind == "datetime"]
+            for name, schema in SCHEMAS.items()
+        }
+
+    # -- sinks: (index, record) of one array
+    def sink(self, section: str, key: str) -> Callable[[int, Any], None] | None:
+        if section == "salesforce":
+            if key not in SCHEMAS:
+                raise DatasetError(
+                    f"{self.path}: salesforce: unknown object {key!r} (known: {', '.join(SCHEMAS)})"
+                )
+            return functools.partial(self.sf_record, key)
+        return {
+            "items": self.cf_item,
+            "booking_sessions": self.cf_session,
+            "bookings": self.cf_booking,
+        }.get(key)
+
+    def sf_record(self, name: str, index: int, parsed: Any) -> None:
+        where = f"{self.path}: salesforce.{name}[{index}]"
+        if type(parsed) is not dict:
+            raise DatasetError(f"{where} must be an object")
+        template = self.templates[name]
+        record = template.copy()
+        record.update(parsed)  # absent fields stay null; fields keep the schema's order
+        if len(record) != len(template):
+            extra = sorted(parsed.keys() - template.keys())
+            raise DatasetError(f"{where}: unknown field {extra[0]!r}")
+        record_id = record["Id"]
+        if not isinstance(record_id, str) or len(record_id) != 18 or not record_id.isalnum():
+            raise DatasetError(f"{where}: Id {record_id!r} is not an 18-character id")
+        table = self.tables[name]
+        if record_id in table:
+            raise DatasetError(f"{where}: duplicate Id {record_id}")
+        if record["IsDeleted"] is None:
+            record["IsDeleted"] = False
+        for field_name in self.datetime_fields[name]:
+            value = record[field_name]
+            if value is None:
+                continue
+            try:
+                record[field_name] = self.shifter(value)
+            except (TypeError, ValueError):
+                raise DatasetError(
+                    f"{where} ({record_id}): {field_name} {value!r} is not a datetime "
+                    "like 2024-05-01T12:34:56.000+0000"
+                ) from None
+        for field_name in self.intern_fields[name]:
+            value = record[field_name]
+            if type(value) is str:
+                record[field_name] = self.interned.setdefault(field_name, {}).setdefault(value, value)
+        stamp = record["SystemModstamp"]
+        if stamp is not None and stamp > self.max_stamp:
+            self.max_stamp = stamp
+        if record_id > self.max_ids[name]:
+            self.max_ids[name] = record_id
+        table[record_id] = record
+
+    def cf_item(self, index: int, item: Any) -> None:
+        where = f"{self.path}: checkfront.items[{index}]"
+        if type(item) is not dict:
+            raise DatasetError(f"{where} must be an object")
+        item_id = item.get("item_id")
+        if isinstance(item_id, bool) or not isinstance(item_id, int):
+            raise DatasetError(f"{where}: item_id must be an integer, not {item_id!r}")
+        if item_id in self.items:
+            raise DatasetError(f"{where}: duplicate item_id {item_id}")
+        self.items[item_id] = item
+
+    def cf_session(self, index: int, session: Any) -> None:
+        where = f"{self.path}: checkfront.booking_sessions[{index}]"
+        if type(session) is not dict:
+            raise DatasetError(f"{where} must be an object")
+        session_id = session.get("id")
+        if not isinstance(session_id, str) or not session_id:
+            raise DatasetError(f"{where}: id must be a non-empty string, not {session_id!r}")
+        if session_id in self.sessions:
+            raise DatasetError(f"{where}: duplicate id {session_id}")
+        _require_number(where, session, "created")
+        _require_number(where, session, "modified")
+        _require_number(where, session, "ended", optional=True)
+        if not isinstance(session.setdefault("lines", {}), dict):
+            raise DatasetError(f"{where}: lines must be an object keyed by line id")
+        session.setdefault("booking_code", None)
+        session.setdefault("ended", None)
+        if self.shift_s:
+            for key in CF_SESSION_TIMES:
+                if session[key] is not None:
+                    session[key] += self.shift_s
+        self.sessions[session_id] = session
+
+    def cf_booking(self, index: int, booking: Any) -> None:
+        where = f"{self.path}: checkfront.bookings[{index}]"
+        if type(booking) is not dict:
+            raise DatasetError(f"{where} must be an object")
+        booking_id = booking.get("booking_id")
+        if isinstance(booking_id, bool) or not isinstance(booking_id, int):
+            raise DatasetError(f"{where}: booking_id must be an integer, not {booking_id!r}")
+        if booking_id in self.bookings:
+            raise DatasetError(f"{where}: duplicate booking_id {booking_id}")
+        status = booking.get("status_id")
+        if not isinstance(booking.get("code"), str) or not isinstance(status, str):
+            raise DatasetError(f"{where}: code and status_id must be strings")
+        booking["status_id"] = self.interned.setdefault("status_id", {}).setdefault(status, status)
+        _require_number(where, booking, "created_date")
+        _require_number(where, booking, "last_modified", optional=True)
+        if not isinstance(booking.setdefault("lines", []), list):
+            raise DatasetError(f"{where}: lines must be a list")
+        if self.shift_s:
+            for key in CF_BOOKING_TIMES:
+                if booking.get(key) is not None:
+                    booking[key] += self.shift_s
+        self.bookings[booking_id] = booking
+
+    # -- the parts of the document that are not record lists
+    def sections(self, data: dict[str, Any], *, with_records: bool) -> None:
+        """Check the 'salesforce' and 'checkfront' sections (and feed their records if asked)."""
+        for section in ("salesforce", "checkfront"):
+            if section not in data:
+                raise DatasetError(f"{self.path}: missing section {section!r}")
+        salesforce = data["salesforce"]
+        if not isinstance(salesforce, dict):
+            raise DatasetError(f"{self.path}: 'salesforce' must be an object of record lists by object name")
+        for name, records in salesforce.items():
+            sink = self.sink("salesforce", name)
+            if not isinstance(records, list):
+                raise DatasetError(f"{self.path}: salesforce.{name} must be a list of records")
+            if with_records and sink is not None:
+                for index, record in enumerate(records):
+                    sink(index, record)
+        checkfront = data["checkfront"]
+        if not isinstance(checkfront, dict):
+            raise DatasetError(f"{self.path}: 'checkfront' must be an object")
+        ttl = checkfront.get("session_ttl_s", DEFAULT_SESSION_TTL_S)
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+            raise DatasetError(f"{self.path}: checkfront.session_ttl_s must be a positive number of seconds")
+        self.session_ttl_s = float(ttl)
+        for key in _CF_ARRAYS:
+            records = checkfront.get(key, [])
+            if not isinstance(records, list):
+                raise DatasetError(f"{self.path}: checkfront.{key} must be a list")
+            sink = self.sink("checkfront", key)
+            if with_records and sink is not None:
+                for index, record in enumerate(records):
+                    sink(index, record)
+
+    def install(self, store: SandboxStore) -> DatasetInfo:
+        next_numbers = {
+            name: (_id_number(self.max_ids[name], schema.key_prefix) or 0) + 1
+            for name, schema in SCHEMAS.items()
+        }
+        with store.lock:
+            sf = store.salesforce
+            for name, table in self.tables.items():
+                sf.tables[name].clear()
+                sf.tables[name].update(table)
+                sf.counters[name] = itertools.count(next_numbers[name])
+            sf.last_modstamp = parse_ms(self.max_stamp) / 1000 if self.max_stamp else 0.0
+            cf = store.checkfront
+            for mine, theirs in (
+                (self.items, cf.items),
+                (self.sessions, cf.booking_sessions),
+                (self.bookings, cf.bookings),
+            ):
+                theirs.clear()
+                theirs.update(mine)
+            cf.session_ttl_s = self.session_ttl_s
+        counts = {name: len(table) for name, table in self.tables.items()}
+        counts.update(items=len(self.items), booking_sessions=len(self.sessions), bookings=len(self.bookings))
+        return DatasetInfo(self.path, VERSION, self.anchor, self.shift_s, self.generator, counts)
+
+
+def _stream(path: Path, now: float, shift_to_now: bool) -> _Loader:
+    """Read a file as `save_dataset` lays it out: header line, then one record per line.
+
+    Only a small skeleton (the file without its record lines) is parsed as a whole, so memory
+    stays at the records themselves. Raises _NotStreamable for any other layout.
+    """
+    with path.open("rb") as handle:
+        first = handle.readline().rstrip(b"\r\n")
+        if not first.startswith(b'{"format":') or not first.endswith(b","):
+            raise _NotStreamable
+        try:
+            head = orjson.loads(first[:-1] + b"}")
+        except orjson.JSONDecodeError:
+            raise _NotStreamable from None
+        anchor, generator = _check_header(path, head)
+        loader = _Loader(path, anchor, generator, round(now - anchor) if shift_to_now else 0)
+        skeleton = [first]
+        section = ""
+        sink: Callable[[int, Any], None] | None = None
+        in_array = False
+        index = 0
+        loads = orjson.loads
+        for raw in handle:
+            line = raw.rstrip(b"\r\n")
+            if in_array and line[:1] == b"{":
+                try:
+                    record = loads(line[:-1] if line[-1:] == b"," else line)
+                except orjson.JSONDecodeError:
+                    raise _NotStreamable from None
+                if sink is not None:
+                    sink(index, record)
+                index += 1
+                continue
+            skeleton.append(line)
+            if in_array:
+                if line[:1] != b"]":
+                    raise _NotStreamable
+                in_array = False
+            elif line.startswith(b'"salesforce":{'):
+                section = "salesforce"
+            elif line.startswith(b'"checkfront":{'):
+                section = "checkfront"
+            match = _ARRAY_OPEN.fullmatch(line)
+            if match is not None and not in_array:
+                sink = loader.sink(section, match.group(1).decode())
+                in_array, index = True, 0
+    try:
+        document = orjson.loads(b"\n".join(skeleton))
+    except orjson.JSONDecodeError:
+        raise _NotStreamable from None
+    loader.sections(document, with_records=False)
+    return loader
+
+
+def _parse_whole(path: Path, now: float, shift_to_now: bool) -> _Loader:
+    """Any other valid JSON layout: parsed whole by the standard library (memory: file + objects)."""
+    try:
+        with path.open("rb") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the dataset ({exc.strerror or exc})") from None
+    if not text.strip():
+        raise DatasetError(f"{path}: the file is empty, not a dataset")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+    del text
+    anchor, generator = _check_header(path, data)
+    loader = _Loader(path, anchor, generator, round(now - anchor) if shift_to_now else 0)
+    loader.sections(data, with_records=True)
+    return loader
+
+
+def load_dataset(path: Path | str, store: SandboxStore, *, shift_to_now: bool = True) -> DatasetInfo:
+    """Replace the store's contents with a dataset file, validated (DatasetError says what is wrong).
+
+    With `shift_to_now` every timestamp moves by (now - anchor), whole seconds, so ages relative to
+    the store's clock are the ages the file was written with.
+    """
+    path = Path(path)
+    now = store.clock.now()
+    try:
+        loader = _stream(path, now, shift_to_now)
+    except _NotStreamable:
+        loader = _parse_whole(path, now, shift_to_now)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the dataset ({exc.strerror or exc})") from None
+    return loader.install(store)
