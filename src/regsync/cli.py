@@ -298,7 +298,7 @@ def sandbox(
 
 @app.command()
 def demo(
-    registrations: Annotated[int, typer.Option(help="Size of the generated dataset.")] = 2000,
+    registrations: Annotated[int, typer.Option(help="Size of the generated dataset.")] = 5000,
     seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 1,
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its warehouse and reports.")] = Path(
         ".demo"

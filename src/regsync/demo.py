@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -16,8 +18,10 @@ from regsync.config import load_settings
 from regsync.exitcodes import ExitCode
 from regsync.logs import setup_logging
 from regsync.pull import run_pull
+from regsync.reconcile.run import run_reconcile
 from regsync.sandbox import Sandbox
 from regsync.status import table_counts
+from regsync.warehouse.engine import open_warehouse
 
 
 def run_demo(*, registrations: int, seed: int, workdir: Path, console: Console) -> int:
@@ -78,8 +82,30 @@ def run_demo(*, registrations: int, seed: int, workdir: Path, console: Console) 
         console.print("5. A second sync finds nothing new (incremental, by SystemModstamp watermark)")
         again = run_pull(settings, job="sync")
         console.print(f"   outcome {again.outcome}; API calls {again.api_calls}")
+
+        console.print("6. regsync reconcile: every mismatch between the two systems, as CSV and HTML")
+        reports = workdir / "reports"
+        result = run_reconcile(
+            open_warehouse(settings.warehouse.url),
+            settings.reconcile,
+            out_dir=reports,
+            fmt="both",
+            now=datetime.now(UTC),
+            instance_url=sandbox.base_url,
+            registration_object=settings.salesforce.objects.registration,
+        )
+        found = Table(title=f"{result.total} mismatch(es)")
+        found.add_column("reason code")
+        found.add_column("found", justify="right")
+        found.add_column("planted (generator truth)", justify="right")
+        planted = Counter(m.code for m in (sandbox.truth.mismatches if sandbox.truth else []))
+        for code, number in result.counts.items():
+            found.add_row(code, str(number), str(planted[code]))
+        console.print(found)
     console.rule()
     console.print(f"warehouse: {database}")
+    for path in result.paths:
+        console.print(f"report:    {path}")
     console.print(f"inspect it: regsync --config {config_path} status")
     ok = report.outcome in ("ok", "partial") and again.outcome in ("ok", "partial")
     return int(ExitCode.OK if ok else ExitCode.FAILED)

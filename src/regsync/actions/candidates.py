@@ -231,7 +231,7 @@ def _describe(kind: str, row: Mapping[str, Any], scope: Scope) -> str:
         "sessionless_attendee": "attendee without session ids",
         "age_unknown": "idle time unknown",
         "not_idle": f"idle {age}, not over the {ttl} TTL",
-        "protected": f"protected: {str(row['ref_status']).lower()} {_short(row['ref'])} in progress",
+        "protected": f"protected: {str(row['ref_status']).lower()} {row['ref']} in progress",
         "done": f"already done by action {_short(row['action_id'])}",
         "failed_final": f"failed for good earlier: {row['action_error']}",
         "unresolved": f"action {_short(row['action_id'])} left {row['action_state']} by an interrupted run",
