@@ -227,3 +227,25 @@ def test_booking_sessions_and_lines_mirror_checkfront(sandbox: Sandbox, engine: 
         )
         assert state == ("alive" if alive else "missing"), session_id
     assert line_count > 0
+
+
+def test_a_record_changed_during_the_sync_is_picked_up_next_run(sandbox: Sandbox, engine: Engine) -> None:
+    store = sandbox.store
+    target = next(
+        r
+        for r in store.salesforce.tables[REGISTRATION].values()
+        if r["conference360__Status__c"] == "Draft" and not r["IsDeleted"]
+    )
+
+    def change_mid_run(stream: str, rows: int, total: int | None) -> None:
+        if stream == "registrations" and target["conference360__Status__c"] == "Draft":
+            store.update_sf(REGISTRATION, target["Id"], {"conference360__Status__c": "To Process"})
+
+    first = run_pull(sandbox.settings(), engine=engine, progress=change_mid_run, **NO_SLEEP)
+    assert first.outcome == "ok"
+    assert warehouse_registrations(engine)[target["Id"]][0] == "Draft"  # read before the change
+    later = datetime.now(UTC) + timedelta(seconds=120)
+    second = run_pull(sandbox.settings(), engine=engine, now=lambda: later, **NO_SLEEP)
+    assert second.outcome == "ok"
+    assert warehouse_registrations(engine)[target["Id"]][0] == "To Process"
+    assert warehouse_registrations(engine) == sandbox_registrations(store)
