@@ -88,6 +88,8 @@ def main() -> None:
                     connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
                 admin.dispose()
     calls = first["run"]["api_calls"] or {}
+    counts = first["run"]["counts"] or {}
+    stream_s = {k.split(".")[0]: v / 1000 for k, v in counts.items() if k.endswith(".milliseconds")}
     sf_calls = int(calls.get("salesforce_calls", 0))
     sf_min = math.ceil(first["registrations"] / 2000) + math.ceil(first["sf_sessions"] / 2000)
     print(
@@ -102,6 +104,10 @@ def main() -> None:
             "db": args.db,
             "seconds": round(seconds, 2),
             "records_per_s": round(args.registrations / seconds, 1),
+            "registrations_stream_per_s": round(
+                args.registrations / max(stream_s.get("registrations", 0), 1e-9), 1
+            ),
+            "stream_seconds": {k: round(v, 2) for k, v in stream_s.items()},
             "sf_calls": sf_calls,
             "sf_calls_min": sf_min,
             "sf_calls_over_min_pct": round(100 * (sf_calls - sf_min) / sf_min, 2) if sf_min else 0.0,

@@ -173,12 +173,15 @@ def backfill(
 
 @app.command()
 def reconcile(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the reports.")] = Path("reports"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the reports.")] = Path("reports"),
     fmt: Annotated[str, typer.Option("--format", help="csv | html | both")] = "both",
     fail_on_mismatch: Annotated[
         bool,
         typer.Option("--fail-on-mismatch", help=f"Exit {int(ExitCode.MISMATCHES)} when mismatches exist."),
     ] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Judge ages as of this UTC time instead of now (re-runs, audits).")
+    ] = None,
 ) -> None:
     """Find every mismatch between Salesforce and Checkfront in the warehouse; write the reports."""
     from regsync.reconcile.run import FORMATS, run_reconcile
@@ -191,9 +194,9 @@ def reconcile(
     result = run_reconcile(
         open_warehouse(settings.warehouse.url),
         settings.reconcile,
-        out_dir=out,
+        out_dir=out_dir,
         fmt=fmt,  # type: ignore[arg-type]
-        now=datetime.now(UTC),
+        now=_date(as_of, "--as-of") if as_of else datetime.now(UTC),
         instance_url=settings.salesforce.instance_url or settings.salesforce.login_url,
         registration_object=settings.salesforce.objects.registration,
     )

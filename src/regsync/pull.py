@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ def run_pull(
     backfill = since is not None or until is not None
     try:
         for name in (s for s in STREAM_ORDER if s in streams):
+            started = time.perf_counter()
             if name in SOQL_STREAMS:
                 key = (
                     f"backfill:{name}:{since and since.isoformat()}:{until and until.isoformat()}"
@@ -104,6 +106,7 @@ def run_pull(
                 result = pull_bookings(ctx)
             else:
                 result = pull_booking_lines(ctx)
+            result.counts["milliseconds"] = round((time.perf_counter() - started) * 1000)
             report.streams.append(result)
             if result.stopped:
                 report.outcome = "partial"

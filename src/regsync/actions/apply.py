@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 
 from regsync.actions import journal
-from regsync.actions.candidates import Candidate, Plan, Scope, duration, make_plan
+from regsync.actions.candidates import Candidate, Plan, Scope, chunks, duration, make_plan
 from regsync.actions.journal import END, KINDS, SUBMIT
 from regsync.actions.settings import ActionSettings
 from regsync.clients.checkfront import BookingSessionRead, CheckfrontClient
@@ -29,6 +29,7 @@ from regsync.errors import (
 )
 from regsync.exitcodes import ExitCode
 from regsync.extract.soql import identifier, in_list
+from regsync.normalize import coerce
 from regsync.normalize.checkfront import missing_booking_session, normalize_booking_session
 from regsync.warehouse.engine import open_warehouse
 from regsync.warehouse.state import finish_run, start_run, utcnow
@@ -172,30 +173,31 @@ def run_actions(
         return ActionsReport(outcome="dry-run", plan=found, dry_run=True, message=why)
     usage = ApiUsage(settings.quota.max_share)
     salesforce, checkfront = _clients(settings, usage, sleep)
-    report = ActionsReport(outcome="ok", plan=Plan(now=now))
+    # "failed" until _execute says otherwise: an interrupted run must not be recorded as ok.
+    report = ActionsReport(outcome="failed", plan=Plan(now=now), message="interrupted")
     report.run_id = start_run(engine, JOBS[chosen[0]] if len(chosen) == 1 else BOTH_JOB)
     run = _Run(settings, policy, engine, salesforce, checkfront, report)
     try:
         _execute(run, chosen, Scope(policy, now, older_than_s), limit)
     except QuotaExhaustedError as exc:
         report.outcome, report.message = "deferred", str(exc)
-    except (ApiError, RegsyncError) as exc:
-        report.outcome, report.message = "failed", f"{type(exc).__name__}: {exc}"
     except Exception as exc:
         report.outcome, report.message = "failed", f"{type(exc).__name__}: {exc}"
-        raise
+        if not isinstance(exc, RegsyncError):
+            raise
+        log.error("write-back failed: %s", report.message)
     finally:
         checkfront.close()
-        report.api_calls = usage.snapshot()
-        finish_run(
-            engine,
-            report.run_id,
-            report.outcome,
-            counts={**report.counts, "breaker_tripped": int(report.breaker_tripped)},
-            api_calls=report.api_calls,
-            message=report.message,
-        )
+        _record(engine, report, usage)
     return report
+
+
+def _record(engine: Engine, report: ActionsReport, usage: ApiUsage) -> None:
+    """The run's line in the ledger: outcome, counts (with the breaker flag) and API calls."""
+    assert report.run_id is not None
+    calls = report.api_calls = usage.snapshot()
+    counts = {**report.counts, "breaker_tripped": int(report.breaker_tripped)}
+    finish_run(engine, report.run_id, report.outcome, counts=counts, api_calls=calls, message=report.message)
 
 
 def _clients(
@@ -223,9 +225,10 @@ def _execute(run: _Run, kinds: Sequence[str], scope: Scope, limit: int | None) -
         return
     act = {SUBMIT: _submit_batch, END: _end_batch}
     for kind in kinds:
-        for batch in _batches(report.plan.candidates[kind], run.policy.batch_size):
-            act[kind](run, batch)
+        for batch in chunks(report.plan.candidates[kind], run.policy.batch_size):
+            act[kind](run, list(batch))
     problems = {what: report.total(what) for what in PROBLEMS if report.total(what)}
+    report.outcome, report.message = "ok", None
     if problems:
         report.outcome = "partial"
         report.message = ", ".join(f"{n} {what}" for what, n in problems.items()) + "; see `regsync actions`"
@@ -245,11 +248,6 @@ def breaker(policy: ActionSettings, plan: Plan) -> str | None:
                 f"({len(found) / eligible:.0%}) > max_share {policy.max_share:.0%}; nothing written"
             )
     return None
-
-
-def _batches(items: Sequence[Candidate], size: int) -> Iterator[list[Candidate]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 # -- (a) recovery ---------------------------------------------------------------------------------
@@ -316,8 +314,7 @@ def _session_attendees(run: _Run, attendee_ids: Sequence[str]) -> set[tuple[str,
     attendee = identifier(sf.session_fields.attendee_attendee)
     session = identifier(sf.session_fields.attendee_session)
     found: set[tuple[str, str]] = set()
-    for start in range(0, len(attendee_ids), run.policy.batch_size):
-        chunk = attendee_ids[start : start + run.policy.batch_size]
+    for chunk in chunks(attendee_ids, run.policy.batch_size):
         soql = (
             f"SELECT {attendee}, {session} FROM {identifier(sf.objects.session_attendee)} "
             f"WHERE {attendee} IN {in_list(chunk)}"
@@ -427,10 +424,11 @@ def _not_stale(read: BookingSessionRead | ApiError, ttl: int) -> str | None:
         return f"could not re-read it: {read}"
     if not read.found:
         return "no longer alive (ended, expired or booked)"
-    age = read.session.get("age")
-    if not isinstance(age, int) or isinstance(age, bool):
-        return f"unreadable age {age!r}"
-    if age <= ttl:
+    try:
+        age = coerce.integer(read.session.get("age"), "age")
+    except RecordRejected as exc:
+        return f"unreadable: {exc}"
+    if age is None or age <= ttl:
         return f"idle {duration(age)} now, not over the {duration(ttl)} TTL"
     return None
 

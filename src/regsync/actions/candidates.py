@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, and_, case, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -21,6 +21,7 @@ from regsync.warehouse.tables import (
     registrations,
 )
 
+T = TypeVar("T")
 IN_PROGRESS_STATUSES = ("Draft", "To Process")
 SELECTED = {SUBMIT: "pending", END: "stale"}
 CHUNK = 500
@@ -272,15 +273,16 @@ def selected(
     return [(row["target_id"], _describe(kind, row, scope)) for row in connection.execute(query).mappings()]
 
 
-def _chunks(ids: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most `size` items (IN lists and batches stay bounded)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def submit_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The sessionRegistration payload of each registration, rebuilt from the warehouse."""
     payloads: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = (
             select(r.c.id, r.c.booking_session_id, ra.c.position, ra.c.attendee_id, ras.c.session_id)
             .select_from(

@@ -74,6 +74,43 @@ def booking_sessions_to_read(connection: Connection, refresh_before: datetime) -
     return [row[0] for row in connection.execute(query)]
 
 
+def load_booking_session_reads(
+    connection: Connection,
+    reads: list[tuple[str, BookingSessionRead | ApiError]],
+    now: datetime,
+    run_id: str | None,
+) -> Counter[str]:
+    """Write one chunk of booking-session reads: alive ones with their lines, the rest missing."""
+    counts: Counter[str] = Counter()
+    rows, lines, rejected, archived = [], [], [], []
+    for session_id, read in reads:
+        if isinstance(read, ApiError):
+            counts["errors"] += 1
+            log.warning("booking_sessions: %s could not be read: %s", session_id, read)
+            continue
+        archived.append((session_id, read.session))
+        try:
+            shaped = (
+                normalize_booking_session(read.session, now)
+                if read.found
+                else missing_booking_session(session_id, now)
+            )
+        except RecordRejected as exc:
+            rejected.append((session_id, read.session, str(exc)))
+            continue
+        rows.append(shaped.booking_session)
+        lines += shaped.lines
+        counts["alive" if read.found else "missing"] += 1
+    upsert(connection, booking_sessions, rows)
+    replace_children(connection, booking_session_lines, "booking_session_id", [r["id"] for r in rows], lines)
+    archive(connection, "checkfront.booking_sessions", archived, now)
+    counts["quarantined"] += quarantine_records(
+        connection, "checkfront.booking_sessions", rejected, run_id=run_id, at=now
+    )
+    counts["rows"] += len(rows)
+    return counts
+
+
 def pull_booking_sessions(ctx: PullContext) -> StreamResult:
     """Read the booking sessions registrations need; record alive ones with lines, the rest missing."""
     assert ctx.checkfront is not None, "a Checkfront client is required"
@@ -83,42 +120,9 @@ def pull_booking_sessions(ctx: PullContext) -> StreamResult:
         wanted = booking_sessions_to_read(connection, refresh_before)
     log.info("booking_sessions: %d to read", len(wanted))
     for chunk in _chunks(wanted):
-        reads = list(ctx.checkfront.get_booking_sessions(chunk))
-        now = ctx.now()
-        rows, lines, rejected, archived = [], [], [], []
-        for session_id, read in zip(chunk, reads, strict=True):
-            if isinstance(read, ApiError):
-                result.counts["errors"] += 1
-                log.warning("booking_sessions: %s could not be read: %s", session_id, read)
-                continue
-            assert isinstance(read, BookingSessionRead)
-            archived.append((session_id, read.session))
-            try:
-                shaped = (
-                    normalize_booking_session(read.session, now)
-                    if read.found
-                    else missing_booking_session(session_id, now)
-                )
-            except RecordRejected as exc:
-                rejected.append((session_id, read.session, str(exc)))
-                continue
-            rows.append(shaped.booking_session)
-            lines += shaped.lines
-            result.counts["missing" if not read.found else "alive"] += 1
+        reads = list(zip(chunk, ctx.checkfront.get_booking_sessions(chunk), strict=True))
         with ctx.engine.begin() as connection:
-            upsert(connection, booking_sessions, rows)
-            replace_children(
-                connection,
-                booking_session_lines,
-                "booking_session_id",
-                [r["id"] for r in rows],
-                lines,
-            )
-            archive(connection, "checkfront.booking_sessions", archived, now)
-            result.counts["quarantined"] += quarantine_records(
-                connection, "checkfront.booking_sessions", rejected, run_id=ctx.run_id, at=now
-            )
-        result.counts["rows"] += len(rows)
+            result.counts.update(load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id))
         ctx.report("booking_sessions", len(chunk), len(wanted))
         if ctx.should_stop():
             result.stopped = True
@@ -153,7 +157,7 @@ def pull_bookings(ctx: PullContext) -> StreamResult:
     for page in ctx.checkfront.iter_booking_index(filters=filters, start_page=start_page):
         now = ctx.now()
         with ctx.engine.begin() as connection:
-            counts = _load_index_page(connection, page.bookings, now, ctx.run_id)
+            counts = load_booking_index_page(connection, page.bookings, now, ctx.run_id)
             write_state(
                 connection,
                 "bookings",
@@ -174,7 +178,7 @@ def pull_bookings(ctx: PullContext) -> StreamResult:
     return result
 
 
-def _load_index_page(
+def load_booking_index_page(
     connection: Connection, entries: list[dict[str, Any]], now: datetime, run_id: str | None
 ) -> Counter[str]:
     counts: Counter[str] = Counter()
@@ -238,6 +242,47 @@ def bookings_needing_lines(connection: Connection) -> list[str]:
     return [row[0] for row in connection.execute(query)]
 
 
+def load_booking_details(
+    connection: Connection,
+    answers: list[tuple[str, dict[str, Any] | ApiError | None]],
+    now: datetime,
+    run_id: str | None,
+) -> Counter[str]:
+    """Write the lines of one chunk of booking details and mark those bookings fetched."""
+    counts: Counter[str] = Counter()
+    fetched: list[int] = []
+    lines: list[dict[str, Any]] = []
+    rejected, archived = [], []
+    for code, answer in answers:
+        if isinstance(answer, ApiError):
+            counts["errors"] += 1
+            continue
+        if answer is None:
+            counts["not_found"] += 1
+            continue
+        archived.append((code, answer))
+        try:
+            booking_id, booking_rows = normalize_booking_lines(answer)
+        except RecordRejected as exc:
+            rejected.append((code, answer, str(exc)))
+            continue
+        fetched.append(booking_id)
+        lines += booking_rows
+    replace_children(connection, booking_lines, "booking_id", fetched, lines)
+    for start in range(0, len(fetched), 500):
+        connection.execute(
+            update(bookings)
+            .where(bookings.c.booking_id.in_(fetched[start : start + 500]))
+            .values(detail_fetched=True)
+        )
+    archive(connection, "checkfront.booking_details", archived, now)
+    counts["quarantined"] += quarantine_records(
+        connection, "checkfront.booking_details", rejected, run_id=run_id, at=now
+    )
+    counts["rows"] += len(fetched)
+    return counts
+
+
 def pull_booking_lines(ctx: PullContext) -> StreamResult:
     """Fetch the line items of bookings registrations point at (the index does not carry them)."""
     assert ctx.checkfront is not None, "a Checkfront client is required"
@@ -246,39 +291,11 @@ def pull_booking_lines(ctx: PullContext) -> StreamResult:
         codes = bookings_needing_lines(connection)
     log.info("booking_lines: %d bookings to fetch", len(codes))
     for chunk in _chunks(codes):
-        answers = list(ctx.checkfront.concurrently(ctx.checkfront.get_booking, chunk))
-        now = ctx.now()
-        fetched: list[int] = []
-        lines: list[dict[str, Any]] = []
-        rejected, archived = [], []
-        for code, answer in zip(chunk, answers, strict=True):
-            if isinstance(answer, ApiError):
-                result.counts["errors"] += 1
-                continue
-            if answer is None:
-                result.counts["not_found"] += 1
-                continue
-            archived.append((code, answer))
-            try:
-                booking_id, booking_rows = normalize_booking_lines(answer)
-            except RecordRejected as exc:
-                rejected.append((code, answer, str(exc)))
-                continue
-            fetched.append(booking_id)
-            lines += booking_rows
+        answers = list(
+            zip(chunk, ctx.checkfront.concurrently(ctx.checkfront.get_booking, chunk), strict=True)
+        )
         with ctx.engine.begin() as connection:
-            replace_children(connection, booking_lines, "booking_id", fetched, lines)
-            for start in range(0, len(fetched), 500):
-                connection.execute(
-                    update(bookings)
-                    .where(bookings.c.booking_id.in_(fetched[start : start + 500]))
-                    .values(detail_fetched=True)
-                )
-            archive(connection, "checkfront.booking_details", archived, now)
-            result.counts["quarantined"] += quarantine_records(
-                connection, "checkfront.booking_details", rejected, run_id=ctx.run_id, at=now
-            )
-        result.counts["rows"] += len(fetched)
+            result.counts.update(load_booking_details(connection, answers, ctx.now(), ctx.run_id))
         ctx.report("booking_lines", len(chunk), len(codes))
         if ctx.should_stop():
             result.stopped = True

@@ -9,7 +9,18 @@ from regsync.reconcile.rules import (
     evaluate,
     pending_registrations,
 )
-from regsync.reconcile.run import ReconcileResult, run_reconcile
+
+# `run` (and with it pandas) is imported on first use only: every regsync command imports config,
+# which imports these rules, and a cron run of `regsync sync` should not pay for pandas.
+
+
+def __getattr__(name: str) -> object:
+    if name in ("ReconcileResult", "run_reconcile"):
+        from regsync.reconcile import run
+
+        return getattr(run, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "CODES",

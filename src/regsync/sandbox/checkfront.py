@@ -261,7 +261,7 @@ def _parse_slip(text: str) -> _Slip | None:
         return None
     day = _parse_day(match.group("date"))
     length = int(match.group("len"))
-    if day is None or length < 1:
+    if day is None or not 1 <= length <= min(366, (date.max - day).days + 1):  # unconfirmed: a year at most
         return None
     param: dict[str, int] = {}
     bare = 0
@@ -276,7 +276,7 @@ def _parse_slip(text: str) -> _Slip | None:
     if param and bare:
         return None
     qty = sum(param.values()) if param else bare
-    return _Slip(int(match.group("item")), day, length, param, qty)
+    return _Slip(int(match.group("item")), day, length, param, qty) if qty <= UNLIMITED else None
 
 
 def _make_slip(item_id: int, day: date, length: int, param: dict[str, int], qty: int) -> str:
@@ -745,8 +745,10 @@ class CheckfrontApi:
         if start is None:
             raise _BadRequest("invalid_request", "Invalid date", f"Cannot read start_date {raw_start!r}.")
         end = _parse_day(params.get("end_date")) if params.get("end_date") else start
-        if end is None or end < start:
-            raise _BadRequest("invalid_request", "Invalid date", "end_date must be on or after start_date.")
+        if end is None or end < start or (end - start).days >= 366:  # unconfirmed: a year at most
+            raise _BadRequest(
+                "invalid_request", "Invalid date", "end_date must be 0 to 365 days after start_date."
+            )
         param = {str(k): str(v) for k, v in _as_map(params.get("param")).items()}
         return start, (end - start).days + 1, param
 
@@ -807,13 +809,13 @@ class CheckfrontApi:
         if prices:
             names = list(prices)
             if any(name in asked for name in names):
-                counts = {name: max(0, _int(asked.get(name))) for name in names}
+                counts = {name: min(UNLIMITED, max(0, _int(asked.get(name)))) for name in names}
             else:  # no param given: one of the first (default) param, as the example's def/qty show
                 counts = {name: 1 if i == 0 else 0 for i, name in enumerate(names)}
             qty = sum(counts.values())
         else:
             counts = {}
-            qty = max(0, _int(asked.get("qty"), 1))
+            qty = min(UNLIMITED, max(0, _int(asked.get("qty"), 1)))
         available = self._available(item, days)
         if available <= 0:
             status = "SOLD_OUT"
@@ -1356,7 +1358,7 @@ class CheckfrontApi:
                 )
             lines[line_id]["optin"] = verb == "optin"
             return
-        if not verb.isdigit():
+        if not (verb.isascii() and verb.isdigit()) or int(verb) > UNLIMITED:
             raise _BadRequest(
                 "invalid_request",
                 "Invalid alter",
@@ -1566,7 +1568,7 @@ class CheckfrontApi:
             )
             # Unconfirmed: a limit out of range is clamped rather than refused.
             limit = DEFAULT_LIMIT if limit <= 0 else min(limit, MAX_LIMIT)
-            page = max(1, _int(call.params.get("page"), 1))
+            page = min(max(1, _int(call.params.get("page"), 1)), 2**63 - 1)  # PHP's (int) saturates there
             key, predicate = self._index_filter(call.params)
         except _BadRequest as exc:
             return self._error(call, "booking", request_id, exc)
@@ -1913,7 +1915,11 @@ def _time_check(name: str, raw: str) -> _Predicate:
         op += "="
         text = text[1:].strip()
     moment: int | None = None
-    if text.isdigit() and not (len(text) == 8 and _parse_day(text) is not None and text[:2] in ("19", "20")):
+    if (
+        text.isascii()
+        and text.isdigit()
+        and not (len(text) == 8 and _parse_day(text) is not None and text[:2] in ("19", "20"))
+    ):
         moment = int(text)
     else:
         try:

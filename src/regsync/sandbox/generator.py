@@ -377,7 +377,7 @@ def compute_truth(
                 item_key[int(item)] = item
         booking_by_code: dict[str, dict[str, Any]] = {}
         for booking in cf.bookings.values():
-            booking_by_code.setdefault(booking["code"], booking)
+            booking_by_code.setdefault(booking.get("code"), booking)
         carts = cf.booking_sessions
         cart_ttl = cf.session_ttl_s
 
@@ -403,11 +403,11 @@ def compute_truth(
         tolerance = th.amount_tolerance + 1e-9
         for reg in tables[REGISTRATION].values():
             reg_id = reg["Id"]
-            session_id, attendees = _payload(reg[PAYLOAD])
-            deleted = bool(reg["IsDeleted"])
-            status = reg[STATUS]
-            created = _canonical(reg["CreatedDate"])
-            code = reg[BOOKING_CODE]
+            session_id, attendees = _payload(reg.get(PAYLOAD))
+            deleted = bool(reg.get("IsDeleted"))
+            status = reg.get(STATUS)
+            created = _canonical(reg.get("CreatedDate"))
+            code = reg.get(BOOKING_CODE)
             code = code.strip() or None if isinstance(code, str) else None
             if session_id is not None:
                 known.add(session_id)
@@ -420,7 +420,7 @@ def compute_truth(
             if created >= in_flight_cut:
                 continue  # in flight: left out of every rule
             booking = booking_by_code.get(code) if code is not None else None
-            booking_confirmed = booking is not None and booking["status_id"] in confirmed
+            booking_confirmed = booking is not None and booking.get("status_id") in confirmed
             if session_id is not None:
                 first = first_by_session.setdefault(session_id, (reg_id, code))
                 if first[0] != reg_id:
@@ -462,7 +462,7 @@ def compute_truth(
                     found.append(ATTENDEE_SESSIONS_MISMATCH)
                 if status == "Completed" and not booking_confirmed:
                     found.append(COMPLETED_BOOKING_UNPAID)
-                if abs(_to_float(reg[AMOUNT]) - _to_float(booking.get("total"))) > tolerance:
+                if abs(_to_float(reg.get(AMOUNT)) - _to_float(booking.get("total"))) > tolerance:
                     found.append(AMOUNT_MISMATCH)
             for reason in found:
                 mismatches.append(Mismatch(reason, reg_id, session_id, code))
@@ -473,9 +473,9 @@ def compute_truth(
             if (
                 booking.get("status_id") not in ("VOID", "STOP")
                 and now - _to_float(booking.get("created_date")) > th.in_flight_s
-                and booking["code"] not in carried_codes
+                and booking.get("code") not in carried_codes
             ):
-                mismatches.append(Mismatch(BOOKING_WITHOUT_REGISTRATION, None, None, booking["code"]))
+                mismatches.append(Mismatch(BOOKING_WITHOUT_REGISTRATION, None, None, booking.get("code")))
         stale = [
             session_id
             for session_id in known
@@ -859,7 +859,9 @@ class _Builder:
             assert booking_at is not None
             modified, ended = booking_at - between(5 * SEC, 60 * SEC), booking_at
         elif cart == "ended":
-            ended = min(created + between(1 * MIN, 60 * MIN), NEWEST_STAMP)
+            ended = created + between(1 * MIN, 60 * MIN)
+            if ended > NEWEST_STAMP:
+                ended = between(created, NEWEST_STAMP)
             modified = ended - between(5 * SEC, 60 * SEC)
         elif cart == "live":
             assert idle is not None
@@ -1004,10 +1006,13 @@ class _Builder:
             changed = created + between(1 * MIN, 10 * MIN)
         else:
             changed = created + between(0, 60 * SEC)
-        changed = max(created, min(changed, NEWEST_STAMP))
+        if changed > NEWEST_STAMP:  # a random moment in range, not a pile-up at the limit
+            changed = between(created, NEWEST_STAMP)
         stamp = changed
         if deleted:
-            stamp = max(changed, min(changed + between(1 * HOUR, 20 * DAY), NEWEST_STAMP))
+            stamp = changed + between(1 * HOUR, 20 * DAY)
+            if stamp > NEWEST_STAMP:
+                stamp = between(changed, NEWEST_STAMP)
         created_s = self.ts(created)
         changed_s = self.ts(changed) if changed != created else created_s
         stamp_s = self.ts(stamp) if stamp != changed else changed_s
@@ -1221,7 +1226,7 @@ class _Builder:
         elif kind == "duplicate":
             first_id, cart_id, code = reg(created, status="Completed", booking_status="PAID")
             second_id, _, _ = reg(
-                min(created + rng.randint(1 * MIN, 30 * MIN), NEWEST_STAMP),
+                min(created + rng.randint(1 * MIN, 30 * MIN), NEWEST_STAMP - rng.randint(0, MIN)),
                 event=self.last_event,
                 status="Failed",
                 cart="gone",  # the first registration's cart, already stored (or purged)

@@ -179,6 +179,46 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             entry.seq = len(self.log) + 1
             self.log.append(entry)
 
+    def dispatch(self, request: SandboxRequest) -> SandboxResponse:
+        """Route one request through faults, the emulator and the log (HTTP or in-process alike)."""
+        route, params = self.router.resolve(request)
+        endpoint = route.name if route else "unknown"
+        fault: str | None = None
+        response: SandboxResponse | None = None
+        if self.fault_hook is not None:
+            response = self.fault_hook(endpoint, request)
+            if response is not None:
+                fault = endpoint
+        if response is None:
+            if route is None:
+                response = self.router.not_found(request)
+                if params.get("__method_not_allowed__"):
+                    response.status = 405 if response.status == 404 else response.status
+            else:
+                request.params = dict(params)
+                try:
+                    response = route.handler(request)
+                except Exception as exc:  # an emulator bug must not kill the connection
+                    response = SandboxResponse.json(
+                        500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": f"sandbox: {exc!r}"}]
+                    )
+            if self.after_hook is not None:
+                response = self.after_hook(endpoint, request, response)
+        self.record(
+            LoggedRequest(
+                seq=0,
+                at=time.time(),
+                method=request.method,
+                path=request.path,
+                query=request.query,
+                body=request.body if self.keep_bodies else b"",
+                status=response.status,
+                endpoint=endpoint,
+                fault=fault,
+            )
+        )
+        return response
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -216,42 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=RequestHeaders.of(self.headers.items()),
             body=body,
         )
-        route, params = self.server.router.resolve(request)
-        endpoint = route.name if route else "unknown"
-        fault: str | None = None
-        response: SandboxResponse | None = None
-        if self.server.fault_hook is not None:
-            response = self.server.fault_hook(endpoint, request)
-            if response is not None:
-                fault = endpoint
-        if response is None:
-            if route is None:
-                response = self.server.router.not_found(request)
-                if params.get("__method_not_allowed__"):
-                    response.status = 405 if response.status == 404 else response.status
-            else:
-                request.params = dict(params)
-                try:
-                    response = route.handler(request)
-                except Exception as exc:
-                    response = SandboxResponse.json(
-                        500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": f"sandbox: {exc!r}"}]
-                    )
-            if self.server.after_hook is not None:
-                response = self.server.after_hook(endpoint, request, response)
-        self.server.record(
-            LoggedRequest(
-                seq=0,
-                at=time.time(),
-                method=request.method,
-                path=request.path,
-                query=request.query,
-                body=body if self.server.keep_bodies else b"",
-                status=response.status,
-                endpoint=endpoint,
-                fault=fault,
-            )
-        )
+        response = self.server.dispatch(request)
         if response.delay_s:
             time.sleep(response.delay_s)
         if response.drop:

@@ -463,7 +463,7 @@ class SalesforceApi:
         options = request.headers.get("sforce-query-options", "")
         for part in options.split(","):
             key, _, value = part.strip().partition("=")
-            if key.lower() == "batchsize" and value.isdigit():
+            if key.lower() == "batchsize" and value.isascii() and value.isdigit():
                 return min(MAX_BATCH, max(200, int(value)))
         return MAX_BATCH
 
@@ -475,6 +475,8 @@ class SalesforceApi:
             bound = soql.bind(soql.parse(text), self._schemas)
         except soql.SoqlError as exc:
             return _errors(400, exc.error_code, exc.message)
+        except RecursionError:  # sandbox's choice: a query nested too deeply for the parser
+            return _errors(400, "MALFORMED_QUERY", "The query is nested too deeply.")
         bound_window = self.faults.salesforce.query_timeout_window_s
         if bound_window is not None and window_seconds(text) > bound_window:
             self.faults.injected["query_timeout"] += 1

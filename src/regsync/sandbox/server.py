@@ -24,6 +24,7 @@ from regsync.config import write_private_file
 from regsync.sandbox.faults import FaultInjector, FaultPlanError
 from regsync.sandbox.http import (
     LoggedRequest,
+    RequestHeaders,
     Route,
     Router,
     SandboxHTTPServer,
@@ -191,6 +192,21 @@ class Sandbox:
         return key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+
+    def dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> SandboxResponse:
+        """Serve one request in-process (no socket): benchmarks use it to set up large warehouses."""
+        if self._server is None:
+            raise RuntimeError("sandbox is not started")
+        request = SandboxRequest(method, path, query or {}, RequestHeaders.of((headers or {}).items()), body)
+        return self._server.dispatch(request)
 
     # ------------------------------------------------------------------ what tests look at
     @property

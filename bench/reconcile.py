@@ -1,0 +1,133 @@
+"""How fast and how exactly `regsync reconcile` finds the mismatches planted in a generated dataset.
+
+The warehouse is filled in-process from a generated sandbox (bench/_fill.py: regsync's own
+normalizers and loaders, no sockets); then `regsync reconcile` runs in a child process, judged
+as of the dataset's "now", so its time and peak RSS are its own. Its mismatches.csv is compared
+with the generator's ground truth. Last line, one JSON object: registrations, db, mismatches,
+expected, precision, recall, seconds, peak_rss_mb, fill_seconds.
+
+    python bench/reconcile.py [--registrations 100000] [--db sqlite|postgresql] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import REGSYNC, emit
+from _fill import fill_warehouse
+
+from regsync.sandbox import Sandbox
+from regsync.warehouse.engine import make_engine, migrate
+
+PG_URL = os.environ.get("REGSYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registrations", type=int, default=100_000)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    schema = None
+    admin = None
+    with tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp:
+        if args.db == "sqlite":
+            url = f"sqlite:///{Path(tmp) / 'warehouse.db'}"
+        else:
+            schema = f"bench_{uuid.uuid4().hex[:10]}"
+            admin = create_engine(PG_URL)
+            with admin.begin() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        try:
+            t0 = time.perf_counter()
+            with Sandbox.generated(args.registrations, args.seed, state_dir=Path(tmp) / "sandbox") as sandbox:
+                print(
+                    f"generated {args.registrations} registrations in {time.perf_counter() - t0:.1f}s",
+                    flush=True,
+                )
+                truth = sandbox.truth
+                as_of = datetime.fromtimestamp(truth.anchor, tz=UTC)
+                config, _ = sandbox.write_config(Path(tmp) / "bench.toml", url)
+                engine = make_engine(url)
+                migrate(engine)
+                t1 = time.perf_counter()
+                fill_warehouse(sandbox, engine, sandbox.settings(url), as_of)
+                fill_seconds = time.perf_counter() - t1
+                engine.dispose()
+            if args.db == "postgresql":
+                with create_engine(url).begin() as connection:
+                    connection.execute(text("ANALYZE"))
+            print(f"warehouse filled in {fill_seconds:.1f}s", flush=True)
+            out = Path(tmp) / "reports"
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                [
+                    REGSYNC,
+                    "--config",
+                    str(config),
+                    "--log-format",
+                    "text",
+                    "reconcile",
+                    "--out",
+                    str(out),
+                    "--format",
+                    "both",
+                    "--as-of",
+                    as_of.isoformat(),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            _, status, usage = os.wait4(child.pid, 0)
+            seconds = time.perf_counter() - started
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise SystemExit(f"reconcile failed with exit code {os.waitstatus_to_exitcode(status)}")
+            with (out / "mismatches.csv").open(newline="", encoding="utf-8") as handle:
+                found = {
+                    (
+                        row["code"],
+                        row["salesforce_id"] or None,
+                        row["booking_session_id"] or None,
+                        row["booking_code"] or None,
+                    )
+                    for row in csv.DictReader(handle)
+                }
+        finally:
+            if admin is not None:
+                with admin.begin() as connection:
+                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+    expected = {(m.code, m.registration_id, m.booking_session_id, m.booking_code) for m in truth.mismatches}
+    hits = len(found & expected)
+    precision = hits / len(found) if found else 1.0
+    recall = hits / len(expected) if expected else 1.0
+    print(f"reconcile: {len(found)} mismatches in {seconds:.2f}s; expected {len(expected)}; {hits} match")
+    emit(
+        {
+            "registrations": args.registrations,
+            "db": args.db,
+            "mismatches": len(found),
+            "expected": len(expected),
+            "precision": round(precision, 6),
+            "recall": round(recall, 6),
+            "seconds": round(seconds, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "fill_seconds": round(fill_seconds, 1),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
