@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-sandbox clean
+.PHONY: demo test lint cassettes bench-sandbox clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+
+# Re-record the HTTP cassettes from the sandbox (docs/cassettes.md); tests replay them offline.
+cassettes: $(STAMP)
+	$(BIN)/python -m pytest tests/cassette --record-mode=rewrite -q
 
 bench-sandbox: $(STAMP)
 	$(BIN)/python bench/sandbox.py

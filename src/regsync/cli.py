@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import sys
@@ -180,7 +181,8 @@ def reconcile(
         typer.Option("--fail-on-mismatch", help=f"Exit {int(ExitCode.MISMATCHES)} when mismatches exist."),
     ] = False,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Judge ages as of this UTC time instead of now (re-runs, audits).")
+        str | None,
+        typer.Option("--as-of", help="Judge ages as of this UTC time instead of now (re-runs, audits)."),
     ] = None,
 ) -> None:
     """Find every mismatch between Salesforce and Checkfront in the warehouse; write the reports."""
@@ -212,6 +214,147 @@ def reconcile(
         out.print(str(path))
     if fail_on_mismatch and result.total:
         raise typer.Exit(ExitCode.MISMATCHES)
+
+
+def _duration(value: str | None) -> int | None:
+    """'90m', '6h', '2d', '45s' or plain seconds -> seconds."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (value[:-1], value[-1]) if value[-1:] in units else (value, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        console.print(f"[red]--older-than: expected a duration such as 6h, 90m or 2d, not {value!r}[/]")
+        raise typer.Exit(ExitCode.USAGE) from None
+    return int(seconds)
+
+
+def _print_plan(plan: object, *, explain: bool) -> None:
+    from regsync.actions.candidates import Plan
+
+    assert isinstance(plan, Plan)
+    for kind, candidates in plan.candidates.items():
+        table = Table(
+            title=f"{kind}: {len(candidates)} candidate(s) of {plan.population.get(kind, 0)} eligible"
+        )
+        table.add_column("target")
+        table.add_column("rule")
+        for candidate in candidates:
+            table.add_row(candidate.target_id, candidate.reason)
+        out.print(table)
+    if explain and plan.explanations:
+        table = Table(title="every draft registration and known alive booking session")
+        table.add_column("kind")
+        table.add_column("target")
+        table.add_column("decision")
+        table.add_column("why")
+        for item in plan.explanations:
+            table.add_row(item.kind, item.target_id, "act" if item.selected else "skip", item.text)
+        out.print(table)
+
+
+def _write_command(
+    kinds: tuple[str, ...], *, dry_run: bool, apply: bool, limit: int | None, older_than: str | None
+) -> None:
+    from regsync.actions.apply import run_actions
+
+    if dry_run and apply:
+        console.print("[red]--dry-run and --apply exclude each other[/]")
+        raise typer.Exit(ExitCode.USAGE)
+    settings = settings_or_exit()
+    report = run_actions(
+        settings, apply=apply, dry_run=dry_run, kinds=kinds, limit=limit, older_than_s=_duration(older_than)
+    )
+    _print_plan(report.plan, explain=False)
+    if report.dry_run:
+        out.print("[yellow]dry run: nothing was sent and nothing journaled[/]")
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()) if v)
+    out.print(f"outcome {report.outcome}: {counts or 'nothing to do'}")
+    if report.message:
+        out.print(f"note: {report.message}")
+    raise typer.Exit(report.exit_code)
+
+
+DRY_RUN = typer.Option("--dry-run", help="Print the plan; send and journal nothing.")
+APPLY = typer.Option("--apply", help="Write even if actions.enabled is false in the config.")
+
+
+@app.command()
+def plan(
+    explain: Annotated[
+        bool, typer.Option("--explain/--no-explain", help="Also list every skipped record and why.")
+    ] = True,
+) -> None:
+    """Show what submit-pending and close-stale would do, with the rule behind every decision."""
+    from regsync.actions.apply import plan as make_plan
+
+    _print_plan(make_plan(settings_or_exit(), explained=explain), explain=explain)
+
+
+@app.command("submit-pending")
+def submit_pending(
+    dry_run: Annotated[bool, DRY_RUN] = False,
+    apply: Annotated[bool, APPLY] = False,
+    limit: Annotated[int | None, typer.Option(help="At most this many submissions.")] = None,
+) -> None:
+    """Submit draft registrations whose booking is confirmed (Apex sessionRegistration, submit: true)."""
+    from regsync.actions.journal import SUBMIT
+
+    _write_command((SUBMIT,), dry_run=dry_run, apply=apply, limit=limit, older_than=None)
+
+
+@app.command("close-stale")
+def close_stale(
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Idle longer than this (e.g. 6h).")
+    ] = None,
+    dry_run: Annotated[bool, DRY_RUN] = False,
+    apply: Annotated[bool, APPLY] = False,
+    limit: Annotated[int | None, typer.Option(help="At most this many ends.")] = None,
+) -> None:
+    """End Checkfront booking sessions that hold seats and will never be booked."""
+    from regsync.actions.journal import END
+
+    _write_command((END,), dry_run=dry_run, apply=apply, limit=limit, older_than=older_than)
+
+
+@app.command()
+def actions(
+    state: Annotated[str | None, typer.Option(help="planned | sent | succeeded | failed | skipped")] = None,
+    since: Annotated[str | None, typer.Option(help="Planned at or after this date/time (UTC).")] = None,
+    target: Annotated[str | None, typer.Option(help="A registration id or booking session id.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+) -> None:
+    """List the write-back journal."""
+    from regsync.actions.journal import list_actions
+    from regsync.warehouse.engine import open_warehouse
+
+    settings = settings_or_exit()
+    try:
+        rows = list_actions(
+            open_warehouse(settings.warehouse.url),
+            state=state,
+            since=_date(since, "--since") if since else None,
+            target=target,
+            limit=limit,
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(ExitCode.USAGE) from None
+    table = Table(title=f"{len(rows)} action(s), newest first")
+    for column in ("planned", "kind", "target", "state", "reason", "error"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["planned_at"])[:19],
+            row["kind"],
+            row["target_id"],
+            row["state"],
+            str(row["reason"] or ""),
+            str(row["error"] or "")[:60],
+        )
+    out.print(table)
 
 
 @app.command()
@@ -270,6 +413,7 @@ def sandbox(
     except (FaultPlanError, ValueError, OSError) as exc:
         console.print(f"[bold red]cannot start the sandbox:[/] {exc}", highlight=False)
         raise typer.Exit(ExitCode.CONFIG) from None
+    gc.freeze()  # millions of long-lived records: keep later collections from re-walking them
     box.start()
     if truth is not None and box.truth is not None:
         from regsync.sandbox.generator import write_truth

@@ -24,6 +24,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from regsync.actions.settings import ActionSettings
 from regsync.errors import ConfigError
 from regsync.reconcile.rules import ReconcileSettings
 
@@ -219,6 +220,7 @@ class Settings(BaseSettings):
     quota: QuotaSettings = QuotaSettings()
     retry: RetrySettings = RetrySettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    actions: ActionSettings = ActionSettings()
 
     @classmethod
     def settings_customise_sources(

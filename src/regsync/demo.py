@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from regsync.actions.apply import run_actions
 from regsync.clients.checkfront import CheckfrontClient
 from regsync.clients.salesforce import SalesforceClient
 from regsync.clients.usage import ApiUsage
@@ -20,6 +21,7 @@ from regsync.logs import setup_logging
 from regsync.pull import run_pull
 from regsync.reconcile.run import run_reconcile
 from regsync.sandbox import Sandbox
+from regsync.sandbox.generator import compute_truth
 from regsync.status import table_counts
 from regsync.warehouse.engine import open_warehouse
 
@@ -34,7 +36,12 @@ def run_demo(*, registrations: int, seed: int, workdir: Path, console: Console) 
     console.rule("[bold]regsync demo")
     console.print(f"1. Generating {registrations} registrations (seed {seed}) and starting the sandbox...")
     with Sandbox.generated(registrations, seed, state_dir=workdir / "sandbox") as sandbox:
-        config_path, env_path = sandbox.write_config(workdir / "regsync.toml", f"sqlite:///{database}")
+        # Writes on, and a breaker wide enough for generated data (which plants ~25 % pending drafts).
+        config_path, env_path = sandbox.write_config(
+            workdir / "regsync.toml",
+            f"sqlite:///{database}",
+            extra={"actions": {"enabled": True, "max_share": 0.5, "max_writes": 1000}},
+        )
         settings = load_settings(config_path)
         console.print(f"   sandbox on {sandbox.base_url} (TLS, CA {sandbox.ca_path})")
         console.print(f"   config written to {config_path} (+ secrets in {env_path.name})")
@@ -83,7 +90,32 @@ def run_demo(*, registrations: int, seed: int, workdir: Path, console: Console) 
         again = run_pull(settings, job="sync")
         console.print(f"   outcome {again.outcome}; API calls {again.api_calls}")
 
-        console.print("6. regsync reconcile: every mismatch between the two systems, as CSV and HTML")
+        console.print("6. regsync submit-pending + close-stale: the write-backs, journaled, exactly once")
+        acted = run_actions(settings)
+        done = Table(title=f"write-backs: {acted.outcome}")
+        done.add_column("action")
+        done.add_column("what happened")
+        for kind in acted.plan.candidates:
+            shown = ", ".join(
+                f"{k.split('.', 1)[1]}={v}"
+                for k, v in sorted(acted.counts.items())
+                if k.startswith(kind) and v
+            )
+            done.add_row(kind, shown or "nothing to do")
+        console.print(done)
+        expected = (
+            (len(sandbox.truth.pending_registrations), len(sandbox.truth.stale_booking_sessions))
+            if sandbox.truth
+            else (0, 0)
+        )
+        console.print(
+            f"   generator truth: {expected[0]} pending registrations, {expected[1]} stale booking sessions"
+        )
+        console.print("   a second run finds nothing left to do: " + run_actions(settings).outcome)
+        after = run_pull(settings, job="sync")
+        console.print(f"   sync after the write-backs: {after.outcome}")
+
+        console.print("7. regsync reconcile: every mismatch between the two systems, as CSV and HTML")
         reports = workdir / "reports"
         result = run_reconcile(
             open_warehouse(settings.warehouse.url),
@@ -97,8 +129,14 @@ def run_demo(*, registrations: int, seed: int, workdir: Path, console: Console) 
         found = Table(title=f"{result.total} mismatch(es)")
         found.add_column("reason code")
         found.add_column("found", justify="right")
-        found.add_column("planted (generator truth)", justify="right")
-        planted = Counter(m.code for m in (sandbox.truth.mismatches if sandbox.truth else []))
+        found.add_column("expected (ground truth)", justify="right")
+        # The generator's reference implementation of docs/rules.md, run on the sandbox as it is now
+        # (after the write-backs: submits resolved DRAFT_BOOKING_PAID; ending abandoned drafts'
+        # booking sessions turned those drafts into BOOKING_SESSION_MISSING).
+        truth_now = (
+            compute_truth(sandbox.store, sandbox.truth.thresholds, time.time()) if sandbox.truth else None
+        )
+        planted = Counter(m.code for m in (truth_now.mismatches if truth_now else []))
         for code, number in result.counts.items():
             found.add_row(code, str(number), str(planted[code]))
         console.print(found)

@@ -120,7 +120,10 @@ class Scenario:
         their recordings in any order and matching by content is what is exercised.
         """
         if self.sandbox is not None:
-            sections = {**overrides, "checkfront": {**overrides.get("checkfront", {}), **RECORD_ONLY_CHECKFRONT}}
+            sections = {
+                **overrides,
+                "checkfront": {**overrides.get("checkfront", {}), **RECORD_ONLY_CHECKFRONT},
+            }
             return self.sandbox.settings(self.warehouse_url, **sections)
         return cassettes.replay_settings(self.warehouse_url, **overrides)
 

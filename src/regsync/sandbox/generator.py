@@ -483,12 +483,14 @@ def compute_truth(
             and alive(carts.get(session_id))
             and now - carts[session_id]["modified"] > th.stale_session_ttl_s
         ]
-    mismatches.sort(key=Mismatch.sort_key)
+        mismatches.sort(key=Mismatch.sort_key)
+        pending.sort()
+        stale.sort()
     return Truth(
         anchor=now,
         thresholds=th,
-        pending_registrations=sorted(pending),
-        stale_booking_sessions=sorted(stale),
+        pending_registrations=pending,
+        stale_booking_sessions=stale,
         mismatches=mismatches,
     )
 
@@ -565,7 +567,9 @@ _B32_BYTES = bytes(ord(_B32[value % 32]) for value in range(256))
 
 
 class _Session:
-    __slots__ = ("date", "item_id", "price", "sf_id", "sku", "slip_date")
+    """A Salesforce Session and the Checkfront item that sells it (or a package add-on item)."""
+
+    __slots__ = ("date", "item_id", "lines", "price", "sf_id", "sku", "slip_date")
 
     def __init__(self, sf_id: str, item_id: int, price: int, date: int, slip_date: str, sku: str) -> None:
         self.sf_id = sf_id
@@ -574,6 +578,20 @@ class _Session:
         self.date = date
         self.slip_date = slip_date
         self.sku = sku
+        self.lines: dict[int, tuple[str, int, str]] = {}  # qty -> (SLIP, total cents, total text)
+
+    def line(self, qty: int) -> tuple[str, int, str]:
+        """SLIP and total of `qty` seats (strings shared by every line of that size)."""
+        entry = self.lines.get(qty)
+        if entry is None:
+            total = qty * self.price
+            entry = (
+                f"{self.item_id}.{self.slip_date}X1-adults.{qty}",
+                total,
+                f"{total // 100}.{total % 100:02d}",
+            )
+            self.lines[qty] = entry
+        return entry
 
 
 class _Event:
@@ -877,8 +895,7 @@ class _Builder:
         demand = self.demand
         for index, (session, qty) in enumerate(mains):
             line_id = _LINE_IDS[index]
-            slip = f"{session.item_id}.{session.slip_date}X1-adults.{qty}"
-            total = qty * session.price
+            slip, total, total_text = session.lines.get(qty) or session.line(qty)
             grand_total += total
             if holds:
                 demand[session.item_id] += qty
@@ -902,7 +919,7 @@ class _Builder:
                         "qty": qty,
                         "date": session.slip_date,
                         "len": 1,
-                        "total": money(total),
+                        "total": total_text,
                         "tax_total": "0.00",
                         "package": False,
                     }

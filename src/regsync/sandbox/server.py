@@ -278,9 +278,16 @@ class Sandbox:
             values.setdefault(section, {}).update(block)
         return _settings_from(values, self.secret_env())
 
-    def write_config(self, path: Path, warehouse_url: str = "sqlite:///regsync.db") -> tuple[Path, Path]:
+    def write_config(
+        self,
+        path: Path,
+        warehouse_url: str = "sqlite:///regsync.db",
+        extra: dict[str, dict[str, Any]] | None = None,
+    ) -> tuple[Path, Path]:
         """Write `path` (TOML) and `path` with suffix .env (secrets), both owner-only."""
         values = self.config_values(warehouse_url)
+        for section, block in (extra or {}).items():
+            values.setdefault(section, {}).update(block)
         lines = [
             "# Written by `regsync sandbox --write-config`: points regsync at the local sandbox.",
             f"# Secrets are in {path.with_suffix('.env').name} beside this file (loaded automatically).",

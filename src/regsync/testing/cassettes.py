@@ -45,7 +45,9 @@ MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary text
 # -- what scrubbing removes -------------------------------------------------------------------------
 
 AUTH_HEADERS = frozenset({"authorization", "proxy-authorization", "x-sfdc-session"})
-DROP_REQUEST_HEADERS = frozenset({"cookie", "user-agent", "accept-encoding", "connection", "host", "content-length"})
+DROP_REQUEST_HEADERS = frozenset(
+    {"cookie", "user-agent", "accept-encoding", "connection", "host", "content-length"}
+)
 DROP_RESPONSE_HEADERS = frozenset({"date", "server", "connection", "keep-alive"})
 SECRET_FIELDS = frozenset(
     {
@@ -91,9 +93,12 @@ class Scrubber:
 
     # -- configuration ------------------------------------------------------------------------
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        """Literal values to replace by REDACTED wherever they appear (uri, headers, bodies)."""
+        """Literal values to replace by REDACTED wherever they appear (uri, headers, bodies).
+
+        Their URL-encoded forms too (a password in a form body or a query string).
+        """
         with self._lock:
-            found = set(self._secrets) | {s for s in secrets if s and len(s) >= MIN_SECRET_LEN}
+            found = set(self._secrets) | set(secret_variants(secrets))
             # Longest first: a secret that contains another is replaced whole.
             self._secrets = sorted(found, key=len, reverse=True)
 
@@ -258,8 +263,10 @@ def _scrub_tree(node: Any, scrubber: Scrubber, *, request: bool) -> tuple[Any, b
     result: dict[str, Any] = {}
     changed = False
     token_answer = not request and "access_token" in node
-    secret_keys = TOKEN_FIELDS | (SECRET_FIELDS if request else frozenset()) | (
-        OPAQUE_FIELDS if token_answer else frozenset()
+    secret_keys = (
+        TOKEN_FIELDS
+        | (SECRET_FIELDS if request else frozenset())
+        | (OPAQUE_FIELDS if token_answer else frozenset())
     )
     for key, value in node.items():
         lower = str(key).lower()
@@ -372,7 +379,9 @@ def replay_settings(
         for key, value in block.items():
             if isinstance(value, Mapping | list | tuple):
                 raise ValueError(f"replay_settings: {section}.{key} must be a scalar")
-            env[f"REGSYNC_{section.upper()}__{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+            env[f"REGSYNC_{section.upper()}__{key.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
     return load_settings(environ=env)
 
 
@@ -442,15 +451,19 @@ def save_expected(path: Path, data: Mapping[str, Any]) -> None:
 # -- leak scanning ----------------------------------------------------------------------------------
 
 LEAK_PATTERNS: dict[str, re.Pattern[str]] = {
-    "bearer token": re.compile(r"Bearer\s+[A-Za-z0-9!._~+/=\-]{20,}"),
-    "access_token value": re.compile(r"[\"']?access_token[\"']?\s*[:=]\s*[\"']?[^\s\"',&]{12,}"),
+    "bearer token": re.compile(r"Bearer\s+(?!REDACTED)[A-Za-z0-9!._~+/=\-]{20,}"),
+    "access_token value": re.compile(r"[\"']?access_token[\"']?\s*[:=]\s*[\"']?(?!REDACTED)[^\s\"',&]{12,}"),
     "salesforce session id": re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._\-]{20,}"),
     "signature value": re.compile(r"[\"']?signature[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/]{20,}"),
 }
 
 
 def secret_variants(secrets: Iterable[str]) -> list[str]:
-    """Each secret plus the forms it travels in: URL-encoded, and key:secret pairs as Basic auth."""
+    """Each secret (at least MIN_SECRET_LEN long) and its URL-encoded form.
+
+    Basic auth carries `key:secret` base64-encoded: pass `basic_auth_value(key, secret)` as a secret
+    too (find_leaks also flags any Basic credential it can decode).
+    """
     values = [s for s in secrets if s and len(s) >= MIN_SECRET_LEN]
     out = set(values)
     for value in values:
@@ -479,5 +492,9 @@ def find_leaks(text: str, secrets: Iterable[str] = ()) -> list[str]:
     leaks = [f"literal secret {s[:4]}…" for s in secret_variants(secrets) if s in text]
     for name, pattern in LEAK_PATTERNS.items():
         leaks += [f"{name}: {m.group(0)[:40]}…" for m in pattern.finditer(text)]
-    leaks += [f"basic credentials: {m.group(0)[:16]}…" for m in _BASIC.finditer(text) if _is_basic_credential(m.group(1))]
+    leaks += [
+        f"basic credentials: {m.group(0)[:16]}…"
+        for m in _BASIC.finditer(text)
+        if _is_basic_credential(m.group(1))
+    ]
     return leaks
