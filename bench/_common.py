@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,6 +77,29 @@ def sandbox_process(
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+PG_URL = os.environ.get("REGSYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def bench_warehouse_url(db: str, directory: Path) -> Iterator[str]:
+    """A fresh warehouse URL: a SQLite file in `directory`, or a throwaway PostgreSQL schema."""
+    if db == "sqlite":
+        yield f"sqlite:///{directory / 'warehouse.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def peak_rss_mb(pid: int) -> float:

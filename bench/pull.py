@@ -17,16 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import REGSYNC, emit, sandbox_process
-
-PG_URL = os.environ.get("REGSYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from _common import REGSYNC, bench_warehouse_url, emit, sandbox_process
 
 
 def run_sync(config: Path) -> tuple[float, float, float, int]:
@@ -58,35 +55,23 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    schema = None
-    with tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp:
-        if args.db == "sqlite":
-            url = f"sqlite:///{Path(tmp) / 'warehouse.db'}"
-        else:
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(PG_URL)
-            with admin.begin() as connection:
-                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with (
+        tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp,
+        bench_warehouse_url(args.db, Path(tmp)) as url,
+    ):
         config = Path(tmp) / "bench.toml"
-        try:
-            t0 = time.perf_counter()
-            with sandbox_process(
-                args.registrations, args.seed, Path(tmp) / "sandbox", write_config=config, warehouse_url=url
-            ):
-                print(
-                    f"sandbox ready with {args.registrations} registrations in {time.perf_counter() - t0:.1f}s",
-                    flush=True,
-                )
-                seconds, cpu, rss, code = run_sync(config)
-                first = last_run(url)
-                noop_seconds, noop_cpu, _, noop_code = run_sync(config)
-                second = last_run(url)
-        finally:
-            if schema is not None:
-                with admin.begin() as connection:
-                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
+        t0 = time.perf_counter()
+        with sandbox_process(
+            args.registrations, args.seed, Path(tmp) / "sandbox", write_config=config, warehouse_url=url
+        ):
+            print(
+                f"sandbox ready with {args.registrations} registrations in {time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
+            seconds, cpu, rss, code = run_sync(config)
+            first = last_run(url)
+            noop_seconds, noop_cpu, _, noop_code = run_sync(config)
+            second = last_run(url)
     calls = first["run"]["api_calls"] or {}
     counts = first["run"]["counts"] or {}
     stream_s = {k.split(".")[0]: v / 1000 for k, v in counts.items() if k.endswith(".milliseconds")}

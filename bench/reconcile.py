@@ -18,20 +18,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import REGSYNC, emit
+from _common import REGSYNC, bench_warehouse_url, emit
 from _fill import fill_warehouse
 
 from regsync.sandbox import Sandbox
 from regsync.warehouse.engine import make_engine, migrate
-
-PG_URL = os.environ.get("REGSYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def main() -> None:
@@ -40,75 +37,61 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    schema = None
-    admin = None
-    with tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp:
-        if args.db == "sqlite":
-            url = f"sqlite:///{Path(tmp) / 'warehouse.db'}"
-        else:
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(PG_URL)
-            with admin.begin() as connection:
-                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        try:
-            t0 = time.perf_counter()
-            with Sandbox.generated(args.registrations, args.seed, state_dir=Path(tmp) / "sandbox") as sandbox:
-                print(
-                    f"generated {args.registrations} registrations in {time.perf_counter() - t0:.1f}s",
-                    flush=True,
-                )
-                truth = sandbox.truth
-                as_of = datetime.fromtimestamp(truth.anchor, tz=UTC)
-                config, _ = sandbox.write_config(Path(tmp) / "bench.toml", url)
-                engine = make_engine(url)
-                migrate(engine)
-                t1 = time.perf_counter()
-                fill_warehouse(sandbox, engine, sandbox.settings(url), as_of)
-                fill_seconds = time.perf_counter() - t1
-                engine.dispose()
-            if args.db == "postgresql":
-                with create_engine(url).begin() as connection:
-                    connection.execute(text("ANALYZE"))
-            print(f"warehouse filled in {fill_seconds:.1f}s", flush=True)
-            out = Path(tmp) / "reports"
-            started = time.perf_counter()
-            child = subprocess.Popen(
-                [
-                    REGSYNC,
-                    "--config",
-                    str(config),
-                    "--log-format",
-                    "text",
-                    "reconcile",
-                    "--out",
-                    str(out),
-                    "--format",
-                    "both",
-                    "--as-of",
-                    as_of.isoformat(),
-                ],
-                stdout=subprocess.DEVNULL,
+    with (
+        tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp,
+        bench_warehouse_url(args.db, Path(tmp)) as url,
+    ):
+        t0 = time.perf_counter()
+        with Sandbox.generated(args.registrations, args.seed, state_dir=Path(tmp) / "sandbox") as sandbox:
+            print(
+                f"generated {args.registrations} registrations in {time.perf_counter() - t0:.1f}s", flush=True
             )
-            _, status, usage = os.wait4(child.pid, 0)
-            seconds = time.perf_counter() - started
-            if os.waitstatus_to_exitcode(status) != 0:
-                raise SystemExit(f"reconcile failed with exit code {os.waitstatus_to_exitcode(status)}")
-            with (out / "mismatches.csv").open(newline="", encoding="utf-8") as handle:
-                found = {
-                    (
-                        row["code"],
-                        row["salesforce_id"] or None,
-                        row["booking_session_id"] or None,
-                        row["booking_code"] or None,
-                    )
-                    for row in csv.DictReader(handle)
-                }
-        finally:
-            if admin is not None:
-                with admin.begin() as connection:
-                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
+            truth = sandbox.truth
+            as_of = datetime.fromtimestamp(truth.anchor, tz=UTC)
+            config, _ = sandbox.write_config(Path(tmp) / "bench.toml", url)
+            engine = make_engine(url)
+            migrate(engine)
+            t1 = time.perf_counter()
+            fill_warehouse(sandbox, engine, sandbox.settings(url), as_of)
+            fill_seconds = time.perf_counter() - t1
+            engine.dispose()
+        if args.db == "postgresql":
+            with create_engine(url).begin() as connection:
+                connection.execute(text("ANALYZE"))
+        print(f"warehouse filled in {fill_seconds:.1f}s", flush=True)
+        out = Path(tmp) / "reports"
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [
+                REGSYNC,
+                "--config",
+                str(config),
+                "--log-format",
+                "text",
+                "reconcile",
+                "--out",
+                str(out),
+                "--format",
+                "both",
+                "--as-of",
+                as_of.isoformat(),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"reconcile failed with exit code {os.waitstatus_to_exitcode(status)}")
+        with (out / "mismatches.csv").open(newline="", encoding="utf-8") as handle:
+            found = {
+                (
+                    row["code"],
+                    row["salesforce_id"] or None,
+                    row["booking_session_id"] or None,
+                    row["booking_code"] or None,
+                )
+                for row in csv.DictReader(handle)
+            }
     expected = {(m.code, m.registration_id, m.booking_session_id, m.booking_code) for m in truth.mismatches}
     hits = len(found & expected)
     precision = hits / len(found) if found else 1.0

@@ -381,15 +381,30 @@ class SalesforceApi:
     def _record_url(self, version: str, sobject: str, record_id: str) -> str:
         return f"/services/data/v{version}/sobjects/{sobject}/{record_id}"
 
+    def _live_record(
+        self, request: SandboxRequest, gone_code: str
+    ) -> tuple[str, Any, dict[str, Any]] | SandboxResponse:
+        """(object name, schema, record) named by the path, or the 404 Salesforce answers."""
+        found = self._schema(request.params["sobject"])
+        if found is None:
+            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+        name, schema = found
+        record = self.store.salesforce.tables[name].get(request.params["id"])
+        if record is None or record["IsDeleted"]:
+            message = (
+                "entity is deleted"
+                if gone_code == "ENTITY_IS_DELETED"
+                else "The requested resource does not exist"
+            )
+            return _errors(404, gone_code, message)
+        return name, schema, record
+
     def retrieve(self, request: SandboxRequest) -> SandboxResponse:
         def answer() -> SandboxResponse:
-            found = self._schema(request.params["sobject"])
-            if found is None:
-                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-            name, schema = found
-            record = self.store.salesforce.tables[name].get(request.params["id"])
-            if record is None or record["IsDeleted"]:
-                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+            found = self._live_record(request, "NOT_FOUND")
+            if isinstance(found, SandboxResponse):
+                return found
+            name, schema, record = found
             wanted = request.arg("fields")
             names = list(schema.fields) if not wanted else [f.strip() for f in wanted.split(",") if f.strip()]
             canonical = {f.lower(): f for f in schema.fields}
@@ -411,13 +426,10 @@ class SalesforceApi:
 
     def update(self, request: SandboxRequest) -> SandboxResponse:
         def answer() -> SandboxResponse:
-            found = self._schema(request.params["sobject"])
-            if found is None:
-                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-            name, schema = found
-            record = self.store.salesforce.tables[name].get(request.params["id"])
-            if record is None or record["IsDeleted"]:
-                return _errors(404, "ENTITY_IS_DELETED", "entity is deleted")
+            found = self._live_record(request, "ENTITY_IS_DELETED")
+            if isinstance(found, SandboxResponse):
+                return found
+            name, schema, record = found
             try:
                 values = request.json()
             except ValueError as exc:
@@ -443,13 +455,10 @@ class SalesforceApi:
 
     def delete(self, request: SandboxRequest) -> SandboxResponse:
         def answer() -> SandboxResponse:
-            found = self._schema(request.params["sobject"])
-            if found is None:
-                return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-            name, _ = found
-            record = self.store.salesforce.tables[name].get(request.params["id"])
-            if record is None or record["IsDeleted"]:
-                return _errors(404, "ENTITY_IS_DELETED", "entity is deleted")
+            found = self._live_record(request, "ENTITY_IS_DELETED")
+            if isinstance(found, SandboxResponse):
+                return found
+            name, _, record = found
             self.store.delete_sf(name, record["Id"])
             return SandboxResponse(204, b"")
 
