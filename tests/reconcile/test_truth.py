@@ -88,3 +88,36 @@ def test_reconcile_finds_exactly_the_planted_mismatches(warehouse: Engine, tmp_p
         diff = (tmp_path / "diff.csv").read_text()
         assert unpaid.registration_id in diff
         assert "resolved" in diff
+
+
+def test_reconcile_checks_a_user_supplied_dataset(warehouse: Engine, tmp_path: Path) -> None:
+    """A case nobody generated: a user edits a dataset file by hand; reconcile finds what the rules say."""
+    import orjson
+
+    from regsync.sandbox.generator import GeneratorConfig, PlantRates, compute_truth, write_dataset
+
+    path = tmp_path / "mine.json"
+    write_dataset(GeneratorConfig(registrations=300, seed=4, rates=PlantRates.none()), path)
+    lines = path.read_text().splitlines()
+    # the user's own case: a completed registration whose amount they typed wrong
+    for index, line in enumerate(lines):
+        body = line.rstrip(",")
+        if '"conference360__Status__c":"Completed"' in body and '"Checkfront_Booking_Code__c":"' in body:
+            record = orjson.loads(body)
+            record["conference360__Amount__c"] = round(record["conference360__Amount__c"] + 25.0, 2)
+            lines[index] = orjson.dumps(record).decode() + ("," if line.endswith(",") else "")
+            edited = record["Id"]
+            break
+    path.write_text("\n".join(lines) + "\n")
+
+    with Sandbox.from_file(path) as sandbox:
+        info = sandbox.dataset
+        assert run_pull(sandbox.settings(), engine=warehouse, sleep=lambda _s: None).outcome == "ok"
+        now = datetime.fromtimestamp(info.anchor + info.shift_s, tz=UTC)
+        expected = {
+            (m.code, m.registration_id, m.booking_session_id, m.booking_code)
+            for m in compute_truth(sandbox.store, None, now.timestamp()).mismatches
+        }
+        found = found_keys(warehouse, sandbox, now)
+    assert found == expected
+    assert any(code == "AMOUNT_MISMATCH" and reg == edited for code, reg, *_ in found)

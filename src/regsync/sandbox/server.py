@@ -80,6 +80,7 @@ class Sandbox:
         self.daily_limit = daily_limit
         self.keep_bodies = keep_bodies
         self.truth: Any = None
+        self.dataset: Any = None  # DatasetInfo when loaded from a file (anchor, shift applied)
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.ca_path: Path | None = None
@@ -102,7 +103,7 @@ class Sandbox:
         from regsync.sandbox.dataset import load_dataset
 
         sandbox = cls(**kwargs)
-        load_dataset(path, sandbox.store)
+        sandbox.dataset = load_dataset(path, sandbox.store)
         return sandbox
 
     # ------------------------------------------------------------------ lifecycle
