@@ -20,6 +20,7 @@ from regsync.config import Settings
 from regsync.extract.checkfront_streams import (
     booking_sessions_to_read,
     bookings_needing_lines,
+    keyset_pages,
     load_booking_details,
     load_booking_index_page,
     load_booking_session_reads,
@@ -49,11 +50,13 @@ def fill_warehouse(sandbox: Sandbox, engine: Engine, settings: Settings, now: da
             with engine.begin() as connection:
                 counts.update(stream.load_page(connection, page, now, None, settings))
         del rows
-    with engine.connect() as connection:
-        wanted = booking_sessions_to_read(connection, now)
-    for start in range(0, len(wanted), 500):
+
+    def sessions_page(connection: Any, after: Any, size: int) -> list[str]:
+        return booking_sessions_to_read(connection, now, after, size)
+
+    for chunk in keyset_pages(engine, sessions_page, 500):
         reads = []
-        for session_id in wanted[start : start + 500]:
+        for session_id in chunk:
             session = _get(sandbox, "/booking/session", session_id=session_id)["booking"]["session"]
             reads.append((session_id, BookingSessionRead(session_id, session)))
         with engine.begin() as connection:

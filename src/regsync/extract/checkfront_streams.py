@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from regsync.clients.checkfront import BookingSessionRead
 from regsync.errors import ApiError, RecordRejected
@@ -39,13 +39,28 @@ log = logging.getLogger("regsync.extract")
 CHUNK = 256
 
 
-def _chunks(ids: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
+def keyset_pages(
+    engine: Engine, page: Callable[[Connection, Any, int], list[Any]], size: int = CHUNK
+) -> Iterator[list[Any]]:
+    """Pages of keys in order, each asked for after the last key of the one before.
+
+    Memory stays flat whatever the backlog, and a key whose read failed (and so was not written)
+    is not asked for again in the same run.
+    """
+    after = None
+    while True:
+        with engine.connect() as connection:
+            keys = page(connection, after, size)
+        if not keys:
+            return
+        yield keys
+        after = keys[-1]
 
 
-def booking_sessions_to_read(connection: Connection, refresh_before: datetime) -> list[str]:
-    """Ids of booking sessions to (re)read, in a stable order.
+def booking_sessions_to_read(
+    connection: Connection, refresh_before: datetime, after: str | None = None, limit: int | None = None
+) -> list[str]:
+    """Ids of booking sessions to (re)read, in id order, after `after`, at most `limit`.
 
     Never read: all but those of completed registrations with a booking (their cart ended when it
     was booked). Seen alive: again when the registration changed after the read, or the read is
@@ -70,7 +85,10 @@ def booking_sessions_to_read(connection: Connection, refresh_before: datetime) -
             )
         )
         .order_by(r.c.booking_session_id)
+        .limit(limit)
     )
+    if after is not None:
+        query = query.where(r.c.booking_session_id > after)
     return [row[0] for row in connection.execute(query)]
 
 
@@ -116,14 +134,15 @@ def pull_booking_sessions(ctx: PullContext) -> StreamResult:
     assert ctx.checkfront is not None, "a Checkfront client is required"
     result = StreamResult("booking_sessions")
     refresh_before = ctx.now() - timedelta(seconds=ctx.settings.sync.booking_session_refresh_s)
-    with ctx.engine.connect() as connection:
-        wanted = booking_sessions_to_read(connection, refresh_before)
-    log.info("booking_sessions: %d to read", len(wanted))
-    for chunk in _chunks(wanted):
+
+    def page(connection: Connection, after: Any, size: int) -> list[str]:
+        return booking_sessions_to_read(connection, refresh_before, after, size)
+
+    for chunk in keyset_pages(ctx.engine, page):
         reads = list(zip(chunk, ctx.checkfront.get_booking_sessions(chunk), strict=True))
         with ctx.engine.begin() as connection:
             result.counts.update(load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id))
-        ctx.report("booking_sessions", len(chunk), len(wanted))
+        ctx.report("booking_sessions", len(chunk), None)
         if ctx.should_stop():
             result.stopped = True
             break
@@ -230,7 +249,9 @@ def load_booking_index_page(
     return counts
 
 
-def bookings_needing_lines(connection: Connection) -> list[str]:
+def bookings_needing_lines(
+    connection: Connection, after: str | None = None, limit: int | None = None
+) -> list[str]:
     """Codes of bookings a registration names whose lines are not (or no longer) in the warehouse."""
     query = (
         select(bookings.c.code)
@@ -238,7 +259,10 @@ def bookings_needing_lines(connection: Connection) -> list[str]:
         .select_from(bookings.join(registrations, registrations.c.booking_code == bookings.c.code))
         .where(bookings.c.detail_fetched.is_(False))
         .order_by(bookings.c.code)
+        .limit(limit)
     )
+    if after is not None:
+        query = query.where(bookings.c.code > after)
     return [row[0] for row in connection.execute(query)]
 
 
@@ -287,16 +311,13 @@ def pull_booking_lines(ctx: PullContext) -> StreamResult:
     """Fetch the line items of bookings registrations point at (the index does not carry them)."""
     assert ctx.checkfront is not None, "a Checkfront client is required"
     result = StreamResult("booking_lines")
-    with ctx.engine.connect() as connection:
-        codes = bookings_needing_lines(connection)
-    log.info("booking_lines: %d bookings to fetch", len(codes))
-    for chunk in _chunks(codes):
+    for chunk in keyset_pages(ctx.engine, bookings_needing_lines):
         answers = list(
             zip(chunk, ctx.checkfront.concurrently(ctx.checkfront.get_booking, chunk), strict=True)
         )
         with ctx.engine.begin() as connection:
             result.counts.update(load_booking_details(connection, answers, ctx.now(), ctx.run_id))
-        ctx.report("booking_lines", len(chunk), len(codes))
+        ctx.report("booking_lines", len(chunk), None)
         if ctx.should_stop():
             result.stopped = True
             break
