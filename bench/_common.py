@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,31 @@ def bench_warehouse_url(db: str, directory: Path) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def run_measured(command: list[str]) -> tuple[float, float, float, int]:
+    """Run a command; (wall seconds, user+sys CPU seconds, peak RSS MB, exit code).
+
+    Peak RSS is the child's own VmHWM, polled: ru_maxrss of a child forked from a large process
+    reports the parent's high-water mark (Linux keeps it across exec).
+    """
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    peak = 0.0
+    while True:
+        with suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            peak = max(peak, peak_rss_mb(child.pid))
+        if child.poll() is not None:
+            break
+        time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - _cpu_seen[0]
+    _cpu_seen[0] = usage.ru_utime + usage.ru_stime
+    return seconds, cpu, peak, child.returncode
+
+
+_cpu_seen = [0.0]
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,18 +21,12 @@ from typing import Any
 from sqlalchemy import create_engine, func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import REGSYNC, bench_warehouse_url, emit, sandbox_process
+from _common import REGSYNC, bench_warehouse_url, emit, run_measured, sandbox_process
 
 
 def run_sync(config: Path) -> tuple[float, float, float, int]:
     """Run `regsync sync` in a child; (wall seconds, user+sys seconds, peak RSS MB, exit code)."""
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [REGSYNC, "--config", str(config), "--log-format", "text", "sync"], stdout=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    return run_measured([REGSYNC, "--config", str(config), "--log-format", "text", "sync"])
 
 
 def last_run(url: str) -> dict[str, Any]:

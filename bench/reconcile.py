@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import REGSYNC, bench_warehouse_url, emit
+from _common import REGSYNC, bench_warehouse_url, emit, run_measured
 from _fill import fill_warehouse
 
 from regsync.sandbox import Sandbox
@@ -60,28 +58,11 @@ def main() -> None:
                 connection.execute(text("ANALYZE"))
         print(f"warehouse filled in {fill_seconds:.1f}s", flush=True)
         out = Path(tmp) / "reports"
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            [
-                REGSYNC,
-                "--config",
-                str(config),
-                "--log-format",
-                "text",
-                "reconcile",
-                "--out",
-                str(out),
-                "--format",
-                "both",
-                "--as-of",
-                as_of.isoformat(),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"reconcile failed with exit code {os.waitstatus_to_exitcode(status)}")
+        command = [REGSYNC, "--config", str(config), "--log-format", "text", "reconcile"]
+        command += ["--out", str(out), "--format", "both", "--as-of", as_of.isoformat()]
+        seconds, _cpu, peak_rss, code = run_measured(command)
+        if code != 0:
+            raise SystemExit(f"reconcile failed with exit code {code}")
         with (out / "mismatches.csv").open(newline="", encoding="utf-8") as handle:
             found = {
                 (
@@ -106,7 +87,7 @@ def main() -> None:
             "precision": round(precision, 6),
             "recall": round(recall, 6),
             "seconds": round(seconds, 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(peak_rss, 1),
             "fill_seconds": round(fill_seconds, 1),
         }
     )

@@ -40,6 +40,26 @@ def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     cassettes.register(vcr)
 
 
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """The generated sandbox dataset a scenario is recorded from."""
+
+    registrations: int = REGISTRATIONS
+    seed: int = SEED
+
+
+@pytest.fixture
+def cassette_dataset() -> Dataset:
+    """The dataset of the module's scenarios (a module may override this fixture)."""
+    return Dataset()
+
+
+@pytest.fixture
+def match_bodies() -> bool:
+    """Whether replay also matches request bodies (a module that records write-backs overrides it)."""
+    return False
+
+
 def demo_secrets() -> list[str]:
     """Every demo credential, and the Basic auth value the Checkfront key pair travels as."""
     values = [str(v) for v in dataclasses.asdict(DEMO).values()]
@@ -82,8 +102,8 @@ def scrubber() -> Scrubber:
 
 
 @pytest.fixture
-def vcr_config(recording: bool, scrubber: Scrubber) -> dict[str, Any]:
-    config = cassettes.vcr_config(scrubber)
+def vcr_config(recording: bool, scrubber: Scrubber, match_bodies: bool) -> dict[str, Any]:
+    config = cassettes.vcr_config(scrubber, match_bodies=match_bodies)
     if not recording:
         config["record_mode"] = "none"  # wins over --record-mode (pytest-recording merges it last)
     return config
@@ -105,6 +125,7 @@ class Scenario:
     expected_file: Path
     expected: dict[str, Any]
     sandbox: Sandbox | None = None
+    dataset: Dataset = Dataset()
 
     @property
     def live(self) -> Sandbox:
@@ -149,7 +170,7 @@ class Scenario:
     def finish(self, cassette: Any) -> None:
         """Recording: save the expectations. Replay: every recorded interaction was used, once."""
         if self.recording:
-            self.expected["recorded"] = {"registrations": REGISTRATIONS, "seed": SEED}
+            self.expected["recorded"] = dataclasses.asdict(self.dataset)
             cassettes.save_expected(self.expected_file, self.expected)
         else:
             cassettes.assert_fully_played(cassette)
@@ -167,6 +188,7 @@ def scenario(
     warehouse: Engine,
     warehouse_url: str,
     monkeypatch: pytest.MonkeyPatch,
+    cassette_dataset: Dataset,
 ) -> Iterator[Scenario]:
     name = request.node.originalname
     path = cassettes.expected_path(CASSETTE_DIR, name)
@@ -176,14 +198,18 @@ def scenario(
                 f"{path.name} is missing: record with `.venv/bin/pytest tests/cassette --record-mode=rewrite`"
             )
         monkeypatch.setattr(Sandbox, "start", _refuse_sandbox)
-        yield Scenario(name, False, warehouse, warehouse_url, path, cassettes.load_expected(path))
+        expected = cassettes.load_expected(path)
+        if expected.get("recorded") != dataclasses.asdict(cassette_dataset):
+            pytest.fail(f"{path.name} was recorded from another dataset: re-record (docs/cassettes.md)")
+        yield Scenario(name, False, warehouse, warehouse_url, path, expected, dataset=cassette_dataset)
         return
     path.unlink(missing_ok=True)  # never a cassette beside another recording's expectations
     store = SandboxStore()
     store.clock.offset = DEFAULT_ANCHOR - time.time()  # the data's "now" is fixed: stable cassettes
-    sandbox = Sandbox.generated(REGISTRATIONS, seed=SEED, store=store).start()
+    generated = Sandbox.generated(cassette_dataset.registrations, seed=cassette_dataset.seed, store=store)
+    sandbox = generated.start()
     scrubber.add_origin(sandbox.base_url)
     try:
-        yield Scenario(name, True, warehouse, warehouse_url, path, {}, sandbox)
+        yield Scenario(name, True, warehouse, warehouse_url, path, {}, sandbox, cassette_dataset)
     finally:
         sandbox.stop()

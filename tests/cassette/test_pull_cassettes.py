@@ -423,7 +423,7 @@ def test_every_scenario_has_a_cassette_and_expectations() -> None:
 def test_cassettes_are_small() -> None:
     sizes = {p.name: p.stat().st_size for p in cassette_files()}
     assert all(size < 2_000_000 for size in sizes.values()), sizes
-    assert sum(sizes.values()) < 4_000_000, sizes
+    assert sum(sizes.values()) < 6_000_000, sizes  # the pull's and the write-backs' cassettes
 
 
 def test_cassettes_hold_no_secrets() -> None:

@@ -31,6 +31,7 @@ from regsync.exitcodes import ExitCode
 from regsync.sandbox import DEMO
 from regsync.sandbox.generator import GeneratorConfig, write_dataset
 from regsync.sandbox.store import REGISTRATION
+from regsync.warehouse.types import Money
 
 pytestmark = pytest.mark.sandbox
 
@@ -64,14 +65,18 @@ class Running:
     proc: subprocess.Popen[str]
     out: list[str] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
+    reader: threading.Thread | None = None
     base_url: str = ""
+    result: tuple[int, str, str] | None = None
 
     @property
     def stdout(self) -> str:
         return "".join(self.out)
 
     def stop(self) -> tuple[int, str, str]:
-        """SIGTERM, then (exit code, all stdout, all stderr)."""
+        """SIGTERM, then (exit code, all stdout, all stderr); the pipes are closed."""
+        if self.result is not None:
+            return self.result
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -80,10 +85,16 @@ class Running:
             self.proc.kill()
             self.proc.wait()
             pytest.fail("the sandbox did not stop on SIGTERM")
-        assert self.proc.stderr is not None
-        err = self.proc.stderr.read()
-        self.ready.wait(5)  # the reader has seen EOF
-        return self.proc.returncode, self.stdout, err
+        finally:
+            assert self.proc.stdout is not None
+            assert self.proc.stderr is not None
+            err = self.proc.stderr.read()
+            if self.reader is not None:
+                self.reader.join(10)  # it has seen EOF
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        self.result = (self.proc.returncode, self.stdout, err)
+        return self.result
 
 
 def launch(*args: str, cwd: Path) -> Running:
@@ -96,16 +107,19 @@ def launch(*args: str, cwd: Path) -> Running:
         text=True,
     )
     running = Running(proc)
+    # The banner's last line: it is flushed as a whole, but read here line by line.
+    last = "  wrote " if "--write-config" in args else "  demo Checkfront"
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             running.out.append(line)
-            if "demo Checkfront" in line:  # the banner's last fixed line: it has all been flushed
+            if line.startswith(last):
                 running.ready.set()
         running.ready.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    running.reader = threading.Thread(target=read, daemon=True)
+    running.reader.start()
     return running
 
 
@@ -320,7 +334,7 @@ def test_a_hand_edited_dataset_is_served_as_edited(start, tmp_path: Path, datase
         row = db.execute("SELECT name, amount FROM registrations WHERE id = ?", (record["Id"],)).fetchone()
     assert row is not None
     assert row[0] == "ERS-EDITED-BY-HAND"
-    assert Decimal(str(row[1])) == Decimal("12345.67")
+    assert Money().process_result_value(row[1], None) == Decimal("12345.67")  # stored as cents
     running.stop()
 
 

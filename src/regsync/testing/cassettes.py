@@ -40,6 +40,7 @@ from regsync.config import Settings, load_settings
 FAKE_BASE_URL = "https://sandbox.regsync.invalid"  # .invalid never resolves (RFC 2606)
 REDACTED = "REDACTED"
 MATCHER_NAME = "regsync_request"
+BODY_MATCHER_NAME = "regsync_body"  # opt-in (vcr_config(match_bodies=True)): write-backs
 MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary text
 
 # -- what scrubbing removes -------------------------------------------------------------------------
@@ -329,15 +330,58 @@ def _describe(key: RequestKey) -> str:
     return f"{method} {path}" + (f"?{urlencode(query)}"[:300] if query else "")
 
 
+def body_key(request: Any) -> tuple[str, Any]:
+    """What the body matcher compares: a JSON body as parsed, a form body as sorted pairs, else the bytes.
+
+    Requests are compared as the scrubber left them, so secret fields read REDACTED on both sides.
+    """
+    raw = _body_bytes(getattr(request, "body", None))
+    if not raw:
+        return ("empty", None)
+    content_type = ""
+    for name, value in (getattr(request, "headers", None) or {}).items():
+        if str(name).lower() == "content-type":
+            content_type = str(value).lower()
+    text = raw.decode("utf-8", "replace")
+    if "json" in content_type:
+        try:
+            return ("json", json.dumps(json.loads(text), sort_keys=True))
+        except ValueError:
+            pass
+    elif "x-www-form-urlencoded" in content_type:
+        return ("form", tuple(sorted(parse_qsl(text, keep_blank_values=True))))
+    return ("raw", text)
+
+
+def match_body(r1: Any, r2: Any) -> None:
+    """vcrpy matcher for write-backs: the same JSON document or the same form fields, whatever their order."""
+    k1, k2 = body_key(r1), body_key(r2)
+    if k1 != k2:
+        raise AssertionError(f"body {str(k1[1])[:300]} != {str(k2[1])[:300]}")
+
+
+def _body_bytes(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if hasattr(body, "getvalue"):  # vcrpy hands file bodies back as BytesIO
+        return bytes(body.getvalue())
+    return _as_bytes(body)
+
+
 def register(vcr: Any) -> None:
-    """Register the matcher on a vcr.VCR (call from the `pytest_recording_configure` hook)."""
+    """Register the matchers on a vcr.VCR (call from the `pytest_recording_configure` hook)."""
     vcr.register_matcher(MATCHER_NAME, match_request)
+    vcr.register_matcher(BODY_MATCHER_NAME, match_body)
 
 
-def vcr_config(scrubber: Scrubber) -> dict[str, Any]:
-    """Keyword arguments for `use_cassette` (pytest-recording's `vcr_config` fixture)."""
+def vcr_config(scrubber: Scrubber, *, match_bodies: bool = False) -> dict[str, Any]:
+    """Keyword arguments for `use_cassette` (pytest-recording's `vcr_config` fixture).
+
+    `match_bodies`: requests must also send the same body (`match_body`) — for write-backs, whose
+    Apex POSTs and Checkfront session ends differ only by their bodies.
+    """
     return {
-        "match_on": [MATCHER_NAME],
+        "match_on": [MATCHER_NAME, BODY_MATCHER_NAME] if match_bodies else [MATCHER_NAME],
         "allow_playback_repeats": False,  # identical requests replay their recordings in order, once each
         "decode_compressed_response": True,  # readable bodies, scrubbable
         "record_on_exception": False,  # a failed recording leaves no half cassette behind
@@ -388,6 +432,10 @@ def replay_settings(
 # -- what tests read back from a cassette -----------------------------------------------------------
 
 
+AUTH_PATHS = ("/services/oauth2/", "/services/Soap/")  # logins: POSTs that change nothing remote
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @dataclass(frozen=True)
 class Recorded:
     """One interaction of a cassette, flattened for assertions."""
@@ -398,27 +446,78 @@ class Recorded:
     status: int
     request_headers: dict[str, str]
     response_headers: dict[str, str]
+    request_body: str = ""
+    response_body: str = ""
 
     @property
     def service(self) -> str:
         return "checkfront" if self.path.startswith("/api/") else "salesforce"
 
+    @property
+    def is_write(self) -> bool:
+        """A request that may change remote state: not a read, not a login."""
+        return self.method.upper() not in READ_METHODS and not self.path.startswith(AUTH_PATHS)
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string (last value of each name), decoded."""
+        return dict(parse_qsl(urlsplit(self.uri).query, keep_blank_values=True))
+
+    def form(self) -> dict[str, str]:
+        """The request body as form fields (last value of each name)."""
+        return dict(parse_qsl(self.request_body, keep_blank_values=True))
+
+    def json(self) -> Any:
+        """The request body as JSON."""
+        return json.loads(self.request_body)
+
+    def response_json(self) -> Any:
+        return json.loads(self.response_body)
+
+
+def _recorded(request: Any, response: Mapping[str, Any]) -> Recorded:
+    body = (response.get("body") or {}).get("string")
+    return Recorded(
+        method=request.method,
+        uri=request.uri,
+        path=urlsplit(request.uri).path,
+        status=int(response["status"]["code"]),
+        request_headers={k.lower(): str(v) for k, v in request.headers.items()},
+        response_headers={k.lower(): ", ".join(v) for k, v in response.get("headers", {}).items()},
+        request_body=_body_bytes(request.body).decode("utf-8", "replace"),
+        response_body=_body_bytes(body).decode("utf-8", "replace"),
+    )
+
 
 def recorded(cassette: Any) -> list[Recorded]:
     """The interactions of a loaded or just-recorded vcr Cassette, in recorded order."""
-    out = []
-    for request, response in cassette.data:
-        out.append(
-            Recorded(
-                method=request.method,
-                uri=request.uri,
-                path=urlsplit(request.uri).path,
-                status=int(response["status"]["code"]),
-                request_headers={k.lower(): str(v) for k, v in request.headers.items()},
-                response_headers={k.lower(): ", ".join(v) for k, v in response.get("headers", {}).items()},
-            )
-        )
-    return out
+    return [_recorded(request, response) for request, response in cassette.data]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A point in a cassette's life: how many interactions it held and which were played."""
+
+    length: int
+    played: Mapping[int, int]
+
+
+def mark(cassette: Any) -> Mark:
+    """Remember where a cassette stands (before one of several runs a test makes)."""
+    return Mark(len(cassette.data), dict(cassette.play_counts))
+
+
+def since(cassette: Any, start: Mark) -> list[Recorded]:
+    """The interactions a test's code asked for after `start`, in recorded order.
+
+    Recording: those appended since. Replay: those played since (each interaction plays once).
+    """
+    if len(cassette.data) > start.length:
+        indexes: Iterable[int] = range(start.length, len(cassette.data))
+    else:
+        counts = cassette.play_counts
+        indexes = [i for i in range(len(cassette.data)) if counts[i] > start.played.get(i, 0)]
+    return [_recorded(*cassette.data[i]) for i in indexes]
 
 
 def assert_fully_played(cassette: Any) -> None:
