@@ -34,10 +34,20 @@ REGISTRATIONS = 200  # a couple of hundred: the largest cassette stays under 1 M
 SEED = 11
 RECORD_MODE = "rewrite"  # the only mode that records here (see `recording`)
 RECORD_ONLY_CHECKFRONT = {"concurrency": 1}  # see Scenario.settings
+CALL_PASSED = pytest.StashKey[bool]()
 
 
 def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     cassettes.register(vcr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember whether the test itself passed (a failed recording must not save its cassette)."""
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_PASSED] = report.passed
+    return report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +199,7 @@ def scenario(
     warehouse_url: str,
     monkeypatch: pytest.MonkeyPatch,
     cassette_dataset: Dataset,
+    vcr: Any,
 ) -> Iterator[Scenario]:
     name = request.node.originalname
     path = cassettes.expected_path(CASSETTE_DIR, name)
@@ -213,3 +224,7 @@ def scenario(
         yield Scenario(name, True, warehouse, warehouse_url, path, {}, sandbox, cassette_dataset)
     finally:
         sandbox.stop()
+        if vcr is not None and not request.node.stash.get(CALL_PASSED, False):
+            # pytest does not hand a test's exception to the cassette's context manager, so
+            # record_on_exception alone would still save a failed recording: make it save nothing.
+            vcr.dirty = False

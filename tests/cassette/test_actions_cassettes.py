@@ -9,6 +9,7 @@ Record: `.venv/bin/pytest tests/cassette --record-mode=rewrite -q -k actions` (d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -33,7 +34,7 @@ from regsync.testing.cassettes import Recorded
 from regsync.warehouse.state import last_runs
 from regsync.warehouse.tables import booking_sessions, registrations
 
-from .conftest import Dataset, Scenario
+from .conftest import CASSETTE_DIR, Dataset, Scenario
 
 pytestmark = pytest.mark.block_network  # replay makes no connection (recording is let through)
 recorded_scenario = pytest.mark.vcr
@@ -483,3 +484,99 @@ def test_crash_between_send_and_record_is_recovered_by_a_read(
         reg: ["Completed", True] for reg in pending
     }
     scenario.finish(vcr)
+
+
+# -- the cassettes themselves ----------------------------------------------------------------------
+
+ACTION_SCENARIOS = sorted(
+    name
+    for name, value in dict(globals()).items()
+    if name.startswith("test_") and any(m.name == "vcr" for m in getattr(value, "pytestmark", []))
+)
+
+
+def test_every_write_back_scenario_has_a_small_cassette_and_expectations() -> None:
+    assert len(ACTION_SCENARIOS) == 6
+    for name in ACTION_SCENARIOS:
+        cassette = CASSETTE_DIR / f"{name}.yaml"
+        assert cassette.is_file(), f"{cassette.name} is missing: record it (docs/cassettes.md)"
+        assert cassette.stat().st_size < 1_000_000, cassette.name
+        expected = cassettes.load_expected(cassettes.expected_path(CASSETTE_DIR, name))
+        assert expected["recorded"] == dataclasses.asdict(DATASET), name
+        assert "pull" in expected["now"], name  # the frozen clocks replay runs at
+        assert {"pending", "stale", "protected"} <= set(expected["facts"]), name
+
+
+# -- the helpers, without cassettes ----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FakeRequest:
+    """What vcrpy hands the hooks and matchers (method, uri, headers, body)."""
+
+    method: str
+    uri: str
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+@dataclasses.dataclass
+class FakeCassette:
+    """The parts of a vcr Cassette that `recorded`, `mark` and `since` read."""
+
+    data: list[tuple[FakeRequest, dict[str, Any]]]
+    play_counts: Counter[int] = dataclasses.field(default_factory=Counter)
+
+
+def answer(status: int = 200, body: str = "{}") -> dict[str, Any]:
+    return {"status": {"code": status, "message": ""}, "headers": {}, "body": {"string": body}}
+
+
+def test_bodies_match_by_content_not_by_layout() -> None:
+    def apex(body: str) -> FakeRequest:
+        return FakeRequest(
+            "POST", f"https://a{APEX_PATH}", {"Content-Type": "application/json"}, body.encode()
+        )
+
+    def end(body: str) -> FakeRequest:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        return FakeRequest("POST", f"https://a{END_PATH}", form, body.encode())
+
+    cassettes.match_body(apex('{"id": "a1", "submit": true}'), apex('{"submit":true,"id":"a1"}'))
+    cassettes.match_body(end("session_id=x&b=1"), end("b=1&session_id=x"))
+    cassettes.match_body(FakeRequest("GET", "https://a/x", {}), FakeRequest("GET", "https://b/x", {}, b""))
+    different = [
+        (apex('{"id": "a1", "submit": true}'), apex('{"id": "a2", "submit": true}')),
+        (apex('{"id": "a1", "submit": true}'), apex('{"id": "a1", "submit": false}')),
+        (end("session_id=x"), end("session_id=y")),
+        (end("session_id=x"), FakeRequest("POST", f"https://a{END_PATH}", {})),
+    ]
+    for one, other in different:
+        with pytest.raises(AssertionError):
+            cassettes.match_body(one, other)
+
+
+def test_since_a_mark_lists_what_was_recorded_or_played() -> None:
+    token = FakeRequest("POST", "https://a/services/oauth2/token", {}, b"grant_type=password")
+    read = FakeRequest("GET", "https://a/api/3.0/booking/session?session_id=x", {})
+    post = FakeRequest("POST", f"https://a{APEX_PATH}", {}, b'{"id": "a1"}')
+    recording = FakeCassette([(token, answer())])
+    start = cassettes.mark(recording)
+    recording.data += [(read, answer()), (post, answer(400, '[{"message": "no"}]'))]
+    calls = cassettes.since(recording, start)
+    assert [(c.method, c.path, c.status) for c in calls] == [
+        ("GET", SESSION_READ_PATH, 200),
+        ("POST", APEX_PATH, 400),
+    ]
+    assert (calls[0].query, calls[1].json(), calls[1].response_json()) == (
+        {"session_id": "x"},
+        {"id": "a1"},
+        [{"message": "no"}],
+    )
+    assert [c.is_write for c in cassettes.recorded(recording)] == [False, False, True]
+
+    replay = FakeCassette(recording.data, Counter({0: 1}))
+    start = cassettes.mark(replay)
+    replay.play_counts[2] += 1
+    assert [c.path for c in cassettes.since(replay, start)] == [APEX_PATH]
+    assert cassettes.since(replay, cassettes.mark(replay)) == []

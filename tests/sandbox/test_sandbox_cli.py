@@ -478,11 +478,6 @@ def test_a_broken_file_is_a_clear_error(broken_runs: dict[str, tuple[int, str, s
     assert_clean(out, err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="faults.py: FaultRule does not check value types; 'nth': 'x' is accepted and every matching "
-    "request then raises TypeError in the server thread (connection dropped, traceback on stderr)",
-)
 def test_a_fault_rule_with_a_wrong_value_type_is_refused(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"rules": [{"endpoint": "checkfront.ping", "kind": "status", "nth": "x"}]}))

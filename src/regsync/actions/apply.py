@@ -288,7 +288,7 @@ def _recover_submit(run: _Run, target_id: str) -> tuple[str, str | None, bool]:
 def _recover_end(run: _Run, target_id: str) -> tuple[str, str | None, bool]:
     read = run.checkfront.get_booking_session(target_id)
     if not read.found:
-        _store_sessions(run.engine, [read])
+        _store_sessions(run.engine, run.report.plan.now, [read])
         return "succeeded", None, False
     return "failed", "interrupted send; the booking session is still alive", True
 
@@ -411,10 +411,14 @@ def _end_batch(run: _Run, batch: list[Candidate]) -> None:
     verdicts = [_not_stale(read, run.policy.stale_session_ttl_s) for read in reads]
     ready = _still_wanted(run, END, batch, verdicts)
     skipped = [read for read, why in zip(reads, verdicts, strict=True) if why is not None]
-    _store_sessions(run.engine, [read for read in skipped if isinstance(read, BookingSessionRead)])
+    _store_sessions(
+        run.engine, run.report.plan.now, [r for r in skipped if isinstance(r, BookingSessionRead)]
+    )
     sent = [_send(run, c, lambda c=c: run.checkfront.end_booking_session(c.target_id)) for c in ready]
     _store_sessions(
-        run.engine, ended=[s.candidate.target_id for s in sent if s is not None and s.state == "succeeded"]
+        run.engine,
+        run.report.plan.now,
+        ended=[s.candidate.target_id for s in sent if s is not None and s.state == "succeeded"],
     )
 
 
@@ -490,10 +494,12 @@ def _set_statuses(engine: Engine, statuses: Mapping[str, Any]) -> None:
 
 
 def _store_sessions(
-    engine: Engine, reads: Sequence[BookingSessionRead] = (), ended: Sequence[str] = ()
+    engine: Engine, now: datetime, reads: Sequence[BookingSessionRead] = (), ended: Sequence[str] = ()
 ) -> None:
-    """Booking sessions as just read, and those just ended (missing from now on), with their lines."""
-    now = utcnow()
+    """Booking sessions as just read, and those just ended (missing from now on), with their lines.
+
+    `now` is the run's clock (as the pull uses its own), so a run with a given `now` stays consistent.
+    """
     shaped = [missing_booking_session(target, now) for target in ended]
     for read in reads:
         try:

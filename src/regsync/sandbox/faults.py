@@ -32,6 +32,16 @@ class FaultPlanError(ValueError):
     """A fault plan file that cannot be used."""
 
 
+def _check_types(rule: object, expected: dict[str, type | tuple[type, ...]]) -> None:
+    """A plan read from a file may hold any JSON type: refuse it at load, not on the 100th request."""
+    for name, kinds in expected.items():
+        value = getattr(rule, name)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise FaultPlanError(
+                f"{name} must be of type {getattr(kinds, '__name__', 'number')}, not {value!r}"
+            )
+
+
 @dataclass
 class FaultRule:
     """One kind of failure for the endpoints matching `endpoint`.
@@ -55,6 +65,24 @@ class FaultRule:
     fired: int = 0
 
     def __post_init__(self) -> None:
+        _check_types(
+            self,
+            {
+                "endpoint": str,
+                "status": int,
+                "delay_s": (int, float),
+                "every": int,
+                "fraction": (int, float),
+            },
+        )
+        if not isinstance(self.nth, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in self.nth
+        ):
+            raise FaultPlanError("nth must be a list of call numbers")
+        for name in ("retry_after", "times"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise FaultPlanError(f"{name} must be a number")
         if self.kind not in KINDS:
             raise FaultPlanError(f"fault kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if not (self.nth or self.every or self.fraction):
@@ -113,16 +141,21 @@ class FaultInjector:
 
     def load(self, plan: dict[str, Any]) -> None:
         """Apply a plan: {"seed": 1, "rules": [...], "salesforce": {...}}."""
+        if not isinstance(plan, dict):
+            raise FaultPlanError("a fault plan is a JSON/TOML object with keys seed, rules, salesforce")
+        if not isinstance(plan.get("rules", []), list) or not isinstance(plan.get("salesforce", {}), dict):
+            raise FaultPlanError("rules must be a list and salesforce an object")
         unknown = set(plan) - {"seed", "rules", "salesforce"}
         if unknown:
             raise FaultPlanError(f"unknown fault plan keys: {', '.join(sorted(unknown))}")
-        if "seed" in plan:
-            self._rng = random.Random(int(plan["seed"]))
         try:
+            seed = int(plan.get("seed", 0))
             rules = [FaultRule(**rule) for rule in plan.get("rules", [])]
             platform = SalesforceFaults(**plan.get("salesforce", {}))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise FaultPlanError(f"bad fault rule: {exc}") from None
+        if "seed" in plan:
+            self._rng = random.Random(seed)
         with self._lock:
             self.rules.extend(rules)
             self.salesforce = platform

@@ -8,6 +8,7 @@ Usable as `regsync sandbox` (foreground, until interrupted) or as a context mana
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import threading
@@ -322,7 +323,10 @@ class Sandbox:
         ]
 
     def _admin_requests(self, request: SandboxRequest) -> SandboxResponse:
-        since = int(request.arg("since", "0") or 0)
+        raw = request.arg("since", "0") or "0"
+        if not (raw.isascii() and raw.isdigit()):
+            return SandboxResponse.json(400, {"error": "since must be a request sequence number"})
+        since = int(raw)
         return SandboxResponse.json(
             200,
             [
@@ -346,7 +350,7 @@ class Sandbox:
 
     def _admin_add_faults(self, request: SandboxRequest) -> SandboxResponse:
         try:
-            self.faults.load(orjson.loads(request.body))
+            self.faults.load(orjson.loads(request.body or b"null"))
         except (orjson.JSONDecodeError, FaultPlanError) as exc:
             return SandboxResponse.json(400, {"error": str(exc)})
         return SandboxResponse.json(200, {"rules": len(self.faults.rules)})
@@ -361,6 +365,8 @@ class Sandbox:
     def _admin_clock(self, request: SandboxRequest) -> SandboxResponse:
         try:
             advance = float(orjson.loads(request.body or b"{}").get("advance_s", 0))
+            if not math.isfinite(advance):
+                raise ValueError("not finite")
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             return SandboxResponse.json(400, {"error": 'expected {"advance_s": seconds}'})
         self.store.clock.advance(advance)

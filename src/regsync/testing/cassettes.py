@@ -18,6 +18,10 @@ Matching (see docs/cassettes.md): method + path + query string, with ISO datetim
 epoch-second values normalised (queries are built from the clock), host and port ignored.
 Interactions that normalise equal are replayed in recorded order, each once; requests that differ
 (a Checkfront ``session_id``, a booking code) match by content whatever order threads send them in.
+Write-backs also match bodies (``vcr_config(scrubber, match_bodies=True)``): their POSTs share a path.
+
+Reading back: ``recorded(cassette)`` (every interaction, bodies included) and, around one run of
+several, ``start = mark(cassette)`` ... ``since(cassette, start)`` (what that run asked for).
 
 This module imports neither vcrpy nor pytest: it only duck-types their objects.
 """
