@@ -267,10 +267,12 @@ def _write_command(
         settings, apply=apply, dry_run=dry_run, kinds=kinds, limit=limit, older_than_s=_duration(older_than)
     )
     _print_plan(report.plan, explain=False)
-    if report.dry_run:
-        out.print("[yellow]dry run: nothing was sent and nothing journaled[/]")
     counts = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()) if v)
-    out.print(f"outcome {report.outcome}: {counts or 'nothing to do'}")
+    if report.dry_run:
+        planned = sum(len(c) for c in report.plan.candidates.values())
+        out.print(f"[yellow]dry run: {planned} write(s) would be sent; nothing was sent and nothing journaled[/]")
+    else:
+        out.print(f"outcome {report.outcome}: {counts or 'nothing to do'}")
     if report.message:
         out.print(f"note: {report.message}")
     raise typer.Exit(report.exit_code)
