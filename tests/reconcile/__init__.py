@@ -128,6 +128,18 @@ def seed(
 ) -> None:
     """Insert rows as the pull would leave them; attendees: registration id -> each one's Session ids."""
     people, chosen = _attendee_rows(attendees or {})
+    # As the loader does: a registration carries its attendee count and seats needed.
+    listed = attendees or {}
+    registrations_ = [
+        {
+            **row,
+            "attendee_count": len(listed.get(row["id"], ())),
+            "seats_needed": sum(len(set(ids)) for ids in listed.get(row["id"], ())),
+        }
+        if row["id"] in listed
+        else row
+        for row in registrations_
+    ]
     with engine.begin() as connection:
         for table, rows in (
             (registrations, registrations_),

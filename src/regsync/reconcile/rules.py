@@ -255,23 +255,19 @@ def _booking_without_registration(scope: Scope) -> Select[Any]:
 
 
 def _attendee_count(scope: Scope) -> Select[Any]:
-    needed = (
-        select(ras.c.registration_id, func.count().label("seats"))
-        .group_by(ras.c.registration_id)
-        .subquery("needed")
-    )
+    # Seats needed is stored on the registration when it is loaded (Σ of its attendees' distinct
+    # session ids = its registration_attendee_sessions rows), so no aggregate over them here.
     booked = (
         select(line.c.booking_id, func.sum(line.c.qty).label("seats"))
         .where(_is_mapped(scope, line.c.item_id))
         .group_by(line.c.booking_id)
         .subquery("booked")
     )
-    seats_needed, seats_booked = func.coalesce(needed.c.seats, 0), func.coalesce(booked.c.seats, 0)
+    seats_needed, seats_booked = r.c.seats_needed, func.coalesce(booked.c.seats, 0)
     return _with_booking(
         scope,
         seats_needed,
         seats_booked,
-        (needed, needed.c.registration_id == r.c.id),
         (booked, booked.c.booking_id == b.c.booking_id),
     ).where(b.c.detail_fetched.is_(True), seats_needed != seats_booked)
 
