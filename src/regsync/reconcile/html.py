@@ -127,9 +127,16 @@ def _link_cell(row: ReportRow, instance_url: str, sobject: str) -> str:
     return f'<td><a href="{_e(href)}">{_e(row.registration_id)}</a></td>'
 
 
+HTML_ROW_LIMIT = 2000  # a browser page of 100k rows helps nobody; mismatches.csv has them all
+
+
 def _mismatch_table(rows: Sequence[ReportRow], instance_url: str, sobject: str) -> str:
     if not rows:
         return "<p>No mismatches.</p>"
+    note = ""
+    if len(rows) > HTML_ROW_LIMIT:
+        note = f"<p>The first {HTML_ROW_LIMIT} of {len(rows)} rows; mismatches.csv lists them all.</p>"
+        rows = rows[:HTML_ROW_LIMIT]
     headers = ["status", "code", "severity", "Salesforce", "booking session", "booking code"]
     headers += ["Salesforce value", "Checkfront value", "explanation", "first seen", "last seen"]
     cells = [
@@ -148,7 +155,7 @@ def _mismatch_table(rows: Sequence[ReportRow], instance_url: str, sobject: str) 
         ]
         for row in rows
     ]
-    return _table(headers, cells)
+    return note + _table(headers, cells)
 
 
 def render_html(
