@@ -7,6 +7,8 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,6 +24,8 @@ from regsync.exitcodes import ExitCode
 from regsync.logs import setup_logging
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from regsync.pull import PullReport
 
 app = typer.Typer(
@@ -106,6 +110,28 @@ def _stop_flag() -> threading.Event:
     return stop
 
 
+@contextmanager
+def _writer_lock(settings: Settings, job: str, stop: threading.Event | None = None) -> Iterator[Engine]:
+    """The warehouse, held under the same lock the scheduled jobs take (one writer at a time).
+
+    A second writer exits at once with LOCK_HELD; a lock lost while held asks the job to stop.
+    """
+    from regsync.locks import LOCK_NAME, LockHeld, hold, open_warehouse_locked
+
+    engine = open_warehouse_locked(settings.warehouse.url)
+    jobs = settings.jobs
+    try:
+        with hold(
+            engine, LOCK_NAME, job=job, lease_s=jobs.lock_lease_s, heartbeat_s=jobs.lock_heartbeat_s
+        ) as lock:
+            if stop is not None:
+                threading.Thread(target=lambda: lock.lost.wait() or stop.set(), daemon=True).start()
+            yield engine
+    except LockHeld as exc:
+        console.print(f"[bold yellow]{exc}[/]", highlight=False)
+        raise typer.Exit(ExitCode.LOCK_HELD) from None
+
+
 def _print_pull(report: PullReport) -> None:
     table = Table(title=f"run {report.run_id}: {report.outcome}", show_lines=False)
     table.add_column("stream")
@@ -127,8 +153,10 @@ def _run_pull_command(job: str, **kwargs: object) -> None:
     settings = settings_or_exit()
     stop = _stop_flag()
     try:
-        with progress_reporter(console) as progress:
-            report = run_pull(settings, job=job, progress=progress, should_stop=stop.is_set, **kwargs)  # type: ignore[arg-type]
+        with _writer_lock(settings, job, stop) as engine, progress_reporter(console) as progress:
+            report = run_pull(
+                settings, engine=engine, job=job, progress=progress, should_stop=stop.is_set, **kwargs
+            )  # type: ignore[arg-type]
     except ConfigError as exc:
         console.print(f"[bold red]config error:[/] {exc}", highlight=False)
         raise typer.Exit(ExitCode.CONFIG) from None
@@ -187,21 +215,21 @@ def reconcile(
 ) -> None:
     """Find every mismatch between Salesforce and Checkfront in the warehouse; write the reports."""
     from regsync.reconcile.run import FORMATS, run_reconcile
-    from regsync.warehouse.engine import open_warehouse
 
     if fmt not in FORMATS:
         console.print(f"[red]--format must be one of {', '.join(FORMATS)}[/]")
         raise typer.Exit(ExitCode.USAGE)
     settings = settings_or_exit()
-    result = run_reconcile(
-        open_warehouse(settings.warehouse.url),
-        settings.reconcile,
-        out_dir=out_dir,
-        fmt=fmt,  # type: ignore[arg-type]
-        now=_date(as_of, "--as-of") if as_of else datetime.now(UTC),
-        instance_url=settings.salesforce.instance_url or settings.salesforce.login_url,
-        registration_object=settings.salesforce.objects.registration,
-    )
+    with _writer_lock(settings, "reconcile") as engine:
+        result = run_reconcile(
+            engine,
+            settings.reconcile,
+            out_dir=out_dir,
+            fmt=fmt,  # type: ignore[arg-type]
+            now=_date(as_of, "--as-of") if as_of else datetime.now(UTC),
+            instance_url=settings.salesforce.instance_url or settings.salesforce.login_url,
+            registration_object=settings.salesforce.objects.registration,
+        )
     table = Table(
         title=f"reconcile: {result.total} mismatch(es) — {result.new} new, {result.open} still open, {result.resolved} resolved"
     )
@@ -263,14 +291,23 @@ def _write_command(
         console.print("[red]--dry-run and --apply exclude each other[/]")
         raise typer.Exit(ExitCode.USAGE)
     settings = settings_or_exit()
-    report = run_actions(
-        settings, apply=apply, dry_run=dry_run, kinds=kinds, limit=limit, older_than_s=_duration(older_than)
-    )
+    with _writer_lock(settings, "-".join(kinds)) as engine:
+        report = run_actions(
+            settings,
+            engine=engine,
+            apply=apply,
+            dry_run=dry_run,
+            kinds=kinds,
+            limit=limit,
+            older_than_s=_duration(older_than),
+        )
     _print_plan(report.plan, explain=False)
     counts = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()) if v)
     if report.dry_run:
         planned = sum(len(c) for c in report.plan.candidates.values())
-        out.print(f"[yellow]dry run: {planned} write(s) would be sent; nothing was sent and nothing journaled[/]")
+        out.print(
+            f"[yellow]dry run: {planned} write(s) would be sent; nothing was sent and nothing journaled[/]"
+        )
     else:
         out.print(f"outcome {report.outcome}: {counts or 'nothing to do'}")
     if report.message:
@@ -362,10 +399,12 @@ def actions(
 @app.command()
 def status() -> None:
     """Show each stream's watermark, row counts, quarantine and the last runs."""
+    from regsync.jobs import jobs_status
     from regsync.status import warehouse_status
 
     settings = settings_or_exit()
     out.print(warehouse_status(settings))
+    out.print(jobs_status(settings))
 
 
 @app.command()
@@ -458,6 +497,10 @@ def demo(
 
     raise typer.Exit(run_demo(registrations=registrations, seed=seed, workdir=workdir, console=out))
 
+
+from regsync.cli_jobs import register as _register_jobs  # noqa: E402 - needs `app` and the helpers above
+
+_register_jobs(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

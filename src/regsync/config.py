@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from regsync.actions.settings import ActionSettings
 from regsync.errors import ConfigError
+from regsync.jobs.settings import JobSettings
 from regsync.reconcile.rules import ReconcileSettings
 
 ENV_PREFIX = "REGSYNC_"
@@ -221,6 +222,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     actions: ActionSettings = ActionSettings()
+    jobs: JobSettings = JobSettings()
 
     @classmethod
     def settings_customise_sources(

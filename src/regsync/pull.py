@@ -88,9 +88,10 @@ def run_pull(
     )
     if now is not None:
         ctx.now = now
-    report = PullReport(run_id=run_id, outcome="ok")
+    report = PullReport(run_id=run_id, outcome="failed", message="interrupted")
     backfill = since is not None or until is not None
     try:
+        report.outcome, report.message = "ok", None
         for name in (s for s in STREAM_ORDER if s in streams):
             started = time.perf_counter()
             if name in SOQL_STREAMS:
