@@ -41,8 +41,10 @@ class ContextFilter(logging.Filter):
         self.job: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.run_id = self.run_id
-        record.job = self.job
+        record.run_id = getattr(record, "run_id", None) or self.run_id
+        record.job = getattr(record, "job", None) or self.job
+        # For the human formats: "[sync 1f2e3d4c] " when a job is running, nothing otherwise.
+        record.context = f"[{record.job} {str(record.run_id or '-')[:8]}] " if record.job else ""
         return True
 
 
@@ -56,7 +58,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _RECORD_FIELDS and not key.startswith("_"):
+            if key not in _RECORD_FIELDS and key != "context" and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
@@ -77,10 +79,10 @@ def setup_logging(fmt: str = "auto", *, level: int = logging.INFO, secrets: Iter
         handler.setFormatter(JsonFormatter())
     elif fmt == "rich" or (fmt == "auto" and sys.stderr.isatty()):
         handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(logging.Formatter("%(context)s%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(context)s%(message)s"))
     handler.addFilter(SecretScrubber(secrets))
     handler.addFilter(CONTEXT)
     root.addHandler(handler)
