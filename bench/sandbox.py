@@ -48,13 +48,7 @@ def main() -> None:
             ) as client:
                 token = client.post(
                     "/services/oauth2/token",
-                    data={
-                        "grant_type": "password",
-                        "client_id": DEMO.sf_consumer_key,
-                        "client_secret": DEMO.sf_consumer_secret,
-                        "username": DEMO.sf_username,
-                        "password": DEMO.sf_password + DEMO.sf_security_token,
-                    },
+                    data=DEMO.password_grant(),
                 ).json()["access_token"]
                 headers = {"Authorization": f"Bearer {token}"}
                 records = pages = 0

@@ -80,13 +80,7 @@ def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
 def sf_auth(http: httpx.Client) -> dict[str, str]:
     response = http.post(
         "/services/oauth2/token",
-        data={
-            "grant_type": "password",
-            "client_id": DEMO.sf_consumer_key,
-            "client_secret": DEMO.sf_consumer_secret,
-            "username": DEMO.sf_username,
-            "password": DEMO.sf_password + DEMO.sf_security_token,
-        },
+        data=DEMO.password_grant(),
     )
     assert response.status_code == 200
     return {"Authorization": f"Bearer {response.json()['access_token']}"}

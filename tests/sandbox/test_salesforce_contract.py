@@ -79,13 +79,7 @@ def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
 def password_token(http: httpx.Client) -> dict[str, Any]:
     response = http.post(
         "/services/oauth2/token",
-        data={
-            "grant_type": "password",
-            "client_id": DEMO.sf_consumer_key,
-            "client_secret": DEMO.sf_consumer_secret,
-            "username": DEMO.sf_username,
-            "password": DEMO.sf_password + DEMO.sf_security_token,
-        },
+        data=DEMO.password_grant(),
     )
     assert response.status_code == 200
     return response.json()
@@ -167,13 +161,7 @@ def test_jwt_bearer_grant(http: httpx.Client, sandbox: Sandbox) -> None:
     ],
 )
 def test_bad_logins_answer_oauth_errors(http: httpx.Client, change: dict[str, str], error: str) -> None:
-    form = {
-        "grant_type": "password",
-        "client_id": DEMO.sf_consumer_key,
-        "client_secret": DEMO.sf_consumer_secret,
-        "username": DEMO.sf_username,
-        "password": DEMO.sf_password + DEMO.sf_security_token,
-    } | change
+    form = DEMO.password_grant() | change
     response = http.post("/services/oauth2/token", data=form)
     assert response.status_code == 400
     assert set(response.json()) == {"error", "error_description"}

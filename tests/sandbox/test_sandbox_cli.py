@@ -176,13 +176,7 @@ def client_for(running: Running) -> httpx.Client:
 def sf_token(http: httpx.Client) -> dict[str, str]:
     response = http.post(
         "/services/oauth2/token",
-        data={
-            "grant_type": "password",
-            "client_id": DEMO.sf_consumer_key,
-            "client_secret": DEMO.sf_consumer_secret,
-            "username": DEMO.sf_username,
-            "password": DEMO.sf_password + DEMO.sf_security_token,
-        },
+        data=DEMO.password_grant(),
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -52,6 +52,16 @@ class DemoCredentials:
     cf_api_secret: str = "demo-api-secret"
     cf_token: str = "demo-bearer-token"
 
+    def password_grant(self) -> dict[str, str]:
+        """The OAuth username-password form that logs the demo user in."""
+        return {
+            "grant_type": "password",
+            "client_id": self.sf_consumer_key,
+            "client_secret": self.sf_consumer_secret,
+            "username": self.sf_username,
+            "password": self.sf_password + self.sf_security_token,
+        }
+
 
 DEMO = DemoCredentials()
 
