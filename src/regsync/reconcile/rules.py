@@ -471,7 +471,8 @@ def rule_query(rule: Rule, settings: ReconcileSettings, now: datetime) -> Select
 
 
 def pending_registrations(settings: ReconcileSettings, now: datetime) -> Select[Any]:
-    """Registration ids that are pending per docs/rules.md (shared with the write-back planner)."""
+    """Registration ids the reconciliation counts as pending (its bookings must also be out of flight;
+    the write-back planner, regsync.actions.candidates, ages only the registration as docs/rules.md says)."""
     return _pending(Scope(settings, _aware(now))).with_only_columns(r.c.id)
 
 
