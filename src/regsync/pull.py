@@ -11,8 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from regsync.clients.checkfront import CheckfrontClient
-from regsync.clients.salesforce import SalesforceClient
+from regsync.clients.factory import make_clients
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
 from regsync.errors import ApiError, QuotaExhaustedError, RegsyncError
@@ -73,9 +72,7 @@ def run_pull(
     engine = engine or open_warehouse(settings.warehouse.url)
     usage = ApiUsage(settings.quota.max_share)
     run_id = start_run(engine, job)
-    extra = {"sleep": sleep} if sleep is not None else {}
-    salesforce = SalesforceClient(settings.salesforce, settings.retry, usage, **extra)
-    checkfront = CheckfrontClient(settings.checkfront, settings.retry, usage, **extra)
+    salesforce, checkfront = make_clients(settings, usage, sleep)
     ctx = PullContext(
         settings=settings,
         engine=engine,

@@ -16,6 +16,7 @@ from regsync.actions.candidates import Candidate, Plan, Scope, chunks, duration,
 from regsync.actions.journal import END, KINDS, SUBMIT
 from regsync.actions.settings import ActionSettings
 from regsync.clients.checkfront import BookingSessionRead, CheckfrontClient
+from regsync.clients.factory import make_clients
 from regsync.clients.salesforce import SalesforceClient
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
@@ -172,7 +173,7 @@ def run_actions(
         why = "dry run" if dry_run else "writes are off: pass apply (--apply) or set actions.enabled = true"
         return ActionsReport(outcome="dry-run", plan=found, dry_run=True, message=why)
     usage = ApiUsage(settings.quota.max_share)
-    salesforce, checkfront = _clients(settings, usage, sleep)
+    salesforce, checkfront = make_clients(settings, usage, sleep)
     # "failed" until _execute says otherwise: an interrupted run must not be recorded as ok.
     report = ActionsReport(outcome="failed", plan=Plan(now=now), message="interrupted")
     report.run_id = start_run(engine, JOBS[chosen[0]] if len(chosen) == 1 else BOTH_JOB)
@@ -198,16 +199,6 @@ def _record(engine: Engine, report: ActionsReport, usage: ApiUsage) -> None:
     calls = report.api_calls = usage.snapshot()
     counts = {**report.counts, "breaker_tripped": int(report.breaker_tripped)}
     finish_run(engine, report.run_id, report.outcome, counts=counts, api_calls=calls, message=report.message)
-
-
-def _clients(
-    settings: Settings, usage: ApiUsage, sleep: Callable[[float], None] | None
-) -> tuple[SalesforceClient, CheckfrontClient]:
-    options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-    return (
-        SalesforceClient(settings.salesforce, settings.retry, usage, **options),
-        CheckfrontClient(settings.checkfront, settings.retry, usage, **options),
-    )
 
 
 def _execute(run: _Run, kinds: Sequence[str], scope: Scope, limit: int | None) -> None:

@@ -1,0 +1,22 @@
+"""Both clients of one run, sharing its API usage counter and retry policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from regsync.clients.checkfront import CheckfrontClient
+from regsync.clients.salesforce import SalesforceClient
+from regsync.clients.usage import ApiUsage
+from regsync.config import Settings
+
+
+def make_clients(
+    settings: Settings, usage: ApiUsage, sleep: Callable[[float], None] | None = None
+) -> tuple[SalesforceClient, CheckfrontClient]:
+    """(Salesforce, Checkfront) for one run; `sleep` replaces the retry waits (tests)."""
+    options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    return (
+        SalesforceClient(settings.salesforce, settings.retry, usage, **options),
+        CheckfrontClient(settings.checkfront, settings.retry, usage, **options),
+    )
