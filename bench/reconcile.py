@@ -7,12 +7,18 @@ with the generator's ground truth. Last line, one JSON object: registrations, db
 expected, precision, recall, seconds, peak_rss_mb, fill_seconds.
 
     python bench/reconcile.py [--registrations 100000] [--db sqlite|postgresql] [--seed 1]
+                              [--workdir DIR]
+
+With --workdir (SQLite only) the filled warehouse and the ground truth are kept in DIR, and a
+later run with the same DIR and arguments skips the fill: the reconcile can be timed again, on a
+quiet machine or after a change to the rules, without twelve minutes of filling at 1M.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import pickle
 import sys
 import tempfile
 import time
@@ -26,7 +32,29 @@ from _common import REGSYNC, bench_warehouse_url, emit, run_measured
 from _fill import fill_warehouse
 
 from regsync.sandbox import Sandbox
+from regsync.sandbox.generator import Truth
 from regsync.warehouse.engine import make_engine, migrate
+
+
+def _fill(args: argparse.Namespace, tmp: Path, url: str, config: Path) -> tuple[Truth, float]:
+    """Generate the dataset, write the warehouse config, fill the warehouse; the truth and time."""
+    t0 = time.perf_counter()
+    with Sandbox.generated(args.registrations, args.seed, state_dir=tmp / "sandbox") as sandbox:
+        print(f"generated {args.registrations} registrations in {time.perf_counter() - t0:.1f}s", flush=True)
+        truth = sandbox.truth
+        as_of = datetime.fromtimestamp(truth.anchor, tz=UTC)
+        sandbox.write_config(config, url)
+        engine = make_engine(url)
+        migrate(engine)
+        t1 = time.perf_counter()
+        fill_warehouse(sandbox, engine, sandbox.settings(url), as_of)
+        fill_seconds = time.perf_counter() - t1
+        engine.dispose()
+    if args.db == "postgresql":
+        with create_engine(url).begin() as connection:
+            connection.execute(text("ANALYZE"))
+    print(f"warehouse filled in {fill_seconds:.1f}s", flush=True)
+    return truth, fill_seconds
 
 
 def main() -> None:
@@ -34,30 +62,27 @@ def main() -> None:
     parser.add_argument("--registrations", type=int, default=100_000)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, help="keep (and reuse) the filled SQLite warehouse here")
     args = parser.parse_args()
+    if args.workdir is not None and args.db != "sqlite":
+        parser.error("--workdir keeps a SQLite warehouse; it does not apply to --db postgresql")
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with (
-        tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp,
-        bench_warehouse_url(args.db, Path(tmp)) as url,
+        tempfile.TemporaryDirectory(prefix="regsync-bench-") as scratch,
+        bench_warehouse_url(args.db, args.workdir or Path(scratch)) as url,
     ):
-        t0 = time.perf_counter()
-        with Sandbox.generated(args.registrations, args.seed, state_dir=Path(tmp) / "sandbox") as sandbox:
-            print(
-                f"generated {args.registrations} registrations in {time.perf_counter() - t0:.1f}s", flush=True
-            )
-            truth = sandbox.truth
-            as_of = datetime.fromtimestamp(truth.anchor, tz=UTC)
-            config, _ = sandbox.write_config(Path(tmp) / "bench.toml", url)
-            engine = make_engine(url)
-            migrate(engine)
-            t1 = time.perf_counter()
-            fill_warehouse(sandbox, engine, sandbox.settings(url), as_of)
-            fill_seconds = time.perf_counter() - t1
-            engine.dispose()
-        if args.db == "postgresql":
-            with create_engine(url).begin() as connection:
-                connection.execute(text("ANALYZE"))
-        print(f"warehouse filled in {fill_seconds:.1f}s", flush=True)
-        out = Path(tmp) / "reports"
+        tmp = args.workdir or Path(scratch)
+        kept = tmp / "truth.pickle"
+        config = tmp / "bench.toml"
+        if args.workdir is not None and kept.exists() and config.exists():
+            truth, fill_seconds = pickle.loads(kept.read_bytes())
+            print(f"reusing the warehouse filled earlier in {tmp}", flush=True)
+        else:
+            truth, fill_seconds = _fill(args, tmp, url, config)
+            kept.write_bytes(pickle.dumps((truth, fill_seconds)))
+        as_of = datetime.fromtimestamp(truth.anchor, tz=UTC)
+        out = tmp / "reports"
         command = [REGSYNC, "--config", str(config), "--log-format", "text", "reconcile"]
         command += ["--out", str(out), "--format", "both", "--as-of", as_of.isoformat()]
         seconds, _cpu, peak_rss, code = run_measured(command)
