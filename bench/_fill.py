@@ -18,12 +18,12 @@ from sqlalchemy import Engine
 from regsync.clients.checkfront import BookingSessionRead
 from regsync.config import Settings
 from regsync.extract.checkfront_streams import (
-    booking_sessions_to_read,
     bookings_needing_lines,
     keyset_pages,
     load_booking_details,
     load_booking_index_page,
     load_booking_session_reads,
+    registration_sessions_to_read,
 )
 from regsync.extract.salesforce_streams import REGISTRATIONS, SESSIONS
 from regsync.sandbox import DEMO, Sandbox
@@ -51,10 +51,11 @@ def fill_warehouse(sandbox: Sandbox, engine: Engine, settings: Settings, now: da
                 counts.update(stream.load_page(connection, page, now, None, settings))
         del rows
 
-    def sessions_page(connection: Any, after: Any, size: int) -> list[str]:
-        return booking_sessions_to_read(connection, now, after, size)
+    def sessions_page(connection: Any, after: Any, size: int) -> list[Any]:
+        return registration_sessions_to_read(connection, None, after and after[:2], size)
 
-    for chunk in keyset_pages(engine, sessions_page, 500):
+    for keys in keyset_pages(engine, sessions_page, 500):
+        chunk = sorted({key[2] for key in keys})
         reads = []
         for session_id in chunk:
             session = _get(sandbox, "/booking/session", session_id=session_id)["booking"]["session"]

@@ -249,3 +249,66 @@ def test_a_record_changed_during_the_sync_is_picked_up_next_run(sandbox: Sandbox
     assert second.outcome == "ok"
     assert warehouse_registrations(engine)[target["Id"]][0] == "To Process"
     assert warehouse_registrations(engine) == sandbox_registrations(store)
+
+
+def session_reads(sandbox: Sandbox) -> list[str]:
+    """Booking session ids read since the request log was last cleared, in order."""
+    return [
+        r.query["session_id"][0]
+        for r in sandbox.requests
+        if r.endpoint == "checkfront.booking_session.get" and r.status == 200
+    ]
+
+
+def test_booking_session_reads_follow_changes_errors_and_refreshes(sandbox: Sandbox, engine: Engine) -> None:
+    """A pass reads what changed since the last complete one, retries what failed, refreshes due ones."""
+    settings = sandbox.settings()
+    assert run_pull(settings, engine=engine, **NO_SLEEP).outcome == "ok"
+    with engine.connect() as connection:
+        alive = {
+            row[0]: row[1]
+            for row in connection.execute(
+                select(registrations.c.booking_session_id, registrations.c.id)
+                .join(booking_sessions, booking_sessions.c.id == registrations.c.booking_session_id)
+                .where(booking_sessions.c.state == "alive")
+            )
+        }
+    assert len(alive) >= 3, "the dataset has alive carts to follow"
+    first, second, *_ = sorted(alive)
+    store = sandbox.store
+    clock = datetime.now(UTC)
+
+    def pull_at(offset_s: float) -> str:
+        sandbox.clear_requests()
+        moment = clock + timedelta(seconds=offset_s)
+        return run_pull(settings, engine=engine, now=lambda: moment, **NO_SLEEP).outcome
+
+    # A registration that changed: its cart is read again, and nothing else is.
+    store.update_sf(REGISTRATION, alive[first], {"Name": "changed"})
+    assert pull_at(120) == "ok"
+    assert session_reads(sandbox) == [first]
+
+    # A read that fails: the run is partial and the session is read again by the next run.
+    store.update_sf(REGISTRATION, alive[second], {"Name": "changed"})
+    sandbox.faults.add(
+        endpoint="checkfront.booking_session.get", kind="status", status=500, retry_after=0, every=1
+    )
+    assert pull_at(240) == "partial"
+    assert session_reads(sandbox) == []
+    sandbox.faults.clear()
+    assert pull_at(360) == "ok"
+    assert session_reads(sandbox) == [second]
+    assert pull_at(480) == "ok"
+    assert session_reads(sandbox) == []
+
+    # Once the refresh interval has passed, every alive cart a registration names is read again.
+    refresh = settings.sync.booking_session_refresh_s
+    assert pull_at(480 + refresh + 1) == "ok"
+    with engine.connect() as connection:
+        still_alive = set(
+            connection.execute(select(booking_sessions.c.id).where(booking_sessions.c.state == "alive"))
+            .scalars()
+            .all()
+        )
+    assert set(session_reads(sandbox)) == set(alive)
+    assert still_alive <= set(alive)

@@ -7,13 +7,14 @@ is completed with a booking: its cart ended when it was booked) or last seen ali
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, tuple_, update
 
 from regsync.clients.checkfront import BookingSessionRead
 from regsync.errors import ApiError, RecordRejected
@@ -57,19 +58,23 @@ def keyset_pages(
         after = keys[-1]
 
 
-def booking_sessions_to_read(
-    connection: Connection, refresh_before: datetime, after: str | None = None, limit: int | None = None
-) -> list[str]:
-    """Ids of booking sessions to (re)read, in id order, after `after`, at most `limit`.
+def registration_sessions_to_read(
+    connection: Connection,
+    changed_since: datetime | None,
+    after: tuple[datetime, str] | None = None,
+    limit: int | None = None,
+) -> list[tuple[datetime, str, str]]:
+    """(synced_at, registration id, booking session id) of registrations whose session needs a read.
 
-    Never read: all but those of completed registrations with a booking (their cart ended when it
-    was booked). Seen alive: again when the registration changed after the read, or the read is
-    older than `refresh_before`. Seen missing: never again (an expired cart does not come back).
+    A session needs a read when it was never read (unless its registration is completed with a
+    booking: the cart ended when it was booked) or was seen alive before the registration last
+    changed. Only registrations synced since `changed_since` (the start of the last complete
+    pass; None: all) are looked at, in (synced_at, id) order on their index, so a pass costs what
+    changed since the last one, not the size of the warehouse.
     """
     r, b = registrations, booking_sessions
     query = (
-        select(r.c.booking_session_id)
-        .distinct()
+        select(r.c.synced_at, r.c.id, r.c.booking_session_id)
         .select_from(r.outerjoin(b, b.c.id == r.c.booking_session_id))
         .where(r.c.booking_session_id.is_not(None))
         .where(
@@ -78,17 +83,39 @@ def booking_sessions_to_read(
                     b.c.id.is_(None),
                     or_(r.c.status != "Completed", r.c.booking_code.is_(None)),
                 ),
-                and_(
-                    b.c.state == "alive",
-                    or_(b.c.read_at < refresh_before, r.c.system_modstamp > b.c.read_at),
-                ),
+                and_(b.c.state == "alive", r.c.system_modstamp > b.c.read_at),
             )
         )
-        .order_by(r.c.booking_session_id)
+        .order_by(r.c.synced_at, r.c.id)
+        .limit(limit)
+    )
+    if changed_since is not None:
+        query = query.where(r.c.synced_at >= changed_since)
+    if after is not None:
+        query = query.where(tuple_(r.c.synced_at, r.c.id) > tuple_(after[0], after[1]))
+    return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+
+
+def booking_sessions_due(
+    connection: Connection, refresh_before: datetime, after: str | None = None, limit: int | None = None
+) -> list[str]:
+    """Ids of alive booking sessions a registration names, last read before `refresh_before`.
+
+    An alive cart can expire or change without its registration changing: it is read again once
+    its read is older than the refresh interval. Missing ones never are (an expired cart does not
+    come back).
+    """
+    r, b = registrations, booking_sessions
+    query = (
+        select(b.c.id)
+        .where(b.c.state == "alive")
+        .where(b.c.read_at < refresh_before)
+        .where(select(r.c.id).where(r.c.booking_session_id == b.c.id).exists())
+        .order_by(b.c.id)
         .limit(limit)
     )
     if after is not None:
-        query = query.where(r.c.booking_session_id > after)
+        query = query.where(b.c.id > after)
     return [row[0] for row in connection.execute(query)]
 
 
@@ -130,22 +157,40 @@ def load_booking_session_reads(
 
 
 def pull_booking_sessions(ctx: PullContext) -> StreamResult:
-    """Read the booking sessions registrations need; record alive ones with lines, the rest missing."""
+    """Read the booking sessions registrations need; record alive ones with lines, the rest missing.
+
+    Two passes: sessions of registrations synced since the last complete pass (the stream's
+    watermark), then alive sessions due for a refresh. The watermark moves to this pass's start
+    only when it finished without read errors, so an unread session is looked at again next time.
+    """
     assert ctx.checkfront is not None, "a Checkfront client is required"
     result = StreamResult("booking_sessions")
-    refresh_before = ctx.now() - timedelta(seconds=ctx.settings.sync.booking_session_refresh_s)
+    started = ctx.now()
+    refresh_before = started - timedelta(seconds=ctx.settings.sync.booking_session_refresh_s)
+    with ctx.engine.connect() as connection:
+        changed_since = read_state(connection, "booking_sessions").watermark
 
-    def page(connection: Connection, after: Any, size: int) -> list[str]:
-        return booking_sessions_to_read(connection, refresh_before, after, size)
+    def changed(connection: Connection, after: Any, size: int) -> list[tuple[datetime, str, str]]:
+        return registration_sessions_to_read(connection, changed_since, after and after[:2], size)
 
-    for chunk in keyset_pages(ctx.engine, page):
+    def due(connection: Connection, after: Any, size: int) -> list[str]:
+        return booking_sessions_due(connection, refresh_before, after, size)
+
+    pages: Iterator[list[str]] = itertools.chain(
+        (sorted({key[2] for key in keys}) for keys in keyset_pages(ctx.engine, changed)),
+        keyset_pages(ctx.engine, due),
+    )
+    for chunk in pages:
         reads = list(zip(chunk, ctx.checkfront.get_booking_sessions(chunk), strict=True))
         with ctx.engine.begin() as connection:
             result.counts.update(load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id))
         ctx.report("booking_sessions", len(chunk), None)
         if ctx.should_stop():
             result.stopped = True
-            break
+            return result
+    if not result.counts["errors"]:
+        with ctx.engine.begin() as connection:
+            write_state(connection, "booking_sessions", started)
     return result
 
 
@@ -257,7 +302,7 @@ def bookings_needing_lines(
         select(bookings.c.code)
         .distinct()
         .select_from(bookings.join(registrations, registrations.c.booking_code == bookings.c.code))
-        .where(bookings.c.detail_fetched.is_(False))
+        .where(bookings.c.detail_fetched == False)  # noqa: E712 (= 0 uses the index; IS 0 does not)
         .order_by(bookings.c.code)
         .limit(limit)
     )

@@ -50,6 +50,7 @@ registrations = Table(
 Index("ix_registrations_booking_session_id", registrations.c.booking_session_id)
 Index("ix_registrations_booking_code", registrations.c.booking_code)
 Index("ix_registrations_status", registrations.c.status)
+Index("ix_registrations_synced_at", registrations.c.synced_at, registrations.c.id)
 
 registration_attendees = Table(
     "registration_attendees",
@@ -97,6 +98,7 @@ booking_sessions = Table(
     Column("qty", Integer),
     Column("read_at", UtcDateTime, nullable=False),
 )
+Index("ix_booking_sessions_state_read_at", booking_sessions.c.state, booking_sessions.c.read_at)
 
 booking_session_lines = Table(
     "booking_session_lines",
@@ -132,6 +134,7 @@ bookings = Table(
     Column("synced_at", UtcDateTime, nullable=False),
     UniqueConstraint("code"),
 )
+Index("ix_bookings_detail_fetched_code", bookings.c.detail_fetched, bookings.c.code)
 
 booking_lines = Table(
     "booking_lines",
