@@ -477,9 +477,7 @@ def test_scrubber_removes_credentials_and_keeps_quota_headers() -> None:
         )
     )
     assert login.uri == f"{FAKE_BASE_URL}/services/oauth2/token"
-    assert login.body == (
-        b"grant_type=password&client_id=REDACTED&client_secret=REDACTED&username=REDACTED&password=REDACTED"
-    )
+    assert login.body == (b"grant_type=password&client_id=&client_secret=&username=&password=")
     assert set(login.headers) == {"Content-Type"}
     token = "00D5g000004AbCdEFG!AQ" + "x" * 60
     answer = scrubber.response(

@@ -202,7 +202,7 @@ class Scrubber:
         if query:
             pairs = parse_qsl(query, keep_blank_values=True)
             if any(k.lower() in SECRET_FIELDS or k.lower() in TOKEN_FIELDS for k, _ in pairs):
-                query = urlencode([(k, _scrub_field(k, v, self)) for k, v in pairs])
+                query = urlencode([(k, _scrub_field(k, v, self, form=True)) for k, v in pairs])
         return urlunsplit((base.scheme, base.netloc, parts.path, query, parts.fragment))
 
     def _auth_value(self, value: str) -> str:
@@ -219,7 +219,7 @@ class Scrubber:
                 pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
             except (UnicodeDecodeError, ValueError):
                 return self._bytes(raw)
-            raw = urlencode([(k, _scrub_field(k, v, self)) for k, v in pairs]).encode()
+            raw = urlencode([(k, _scrub_field(k, v, self, form=True)) for k, v in pairs]).encode()
         elif "json" in content_type.lower():
             raw = self._scrub_json(raw, request=True)
         return self._bytes(raw)
@@ -241,12 +241,17 @@ class Scrubber:
         return json.dumps(scrubbed, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _scrub_field(key: str, value: str, scrubber: Scrubber) -> str:
+def _scrub_field(key: str, value: str, scrubber: Scrubber, *, form: bool = False) -> str:
+    """A secret field's value removed: `REDACTED` in JSON, empty in a form body or query string.
+
+    In a form the field keeps its name with an empty value (vcrpy's filter_post_data convention):
+    a placeholder would be percent-encoded into something a scanner reads as a credential.
+    """
     lower = key.lower()
     if lower in TOKEN_FIELDS:
         return scrubber.token_placeholder(value) if value else value
     if lower in SECRET_FIELDS or lower in OPAQUE_FIELDS:
-        return REDACTED if value else value
+        return ("" if form else REDACTED) if value else value
     return value
 
 
