@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Engine,
     Select,
     and_,
     case,
@@ -57,6 +59,8 @@ class ReconcileSettings(BaseModel):
     amount_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
     severity: dict[str, Severity] = {}
     session_item_mapping: dict[str, str] = {}
+    # Connections the rules are spread over (regsync.reconcile.rules.evaluate_concurrently).
+    query_workers: int = Field(default=2, ge=1, le=8)
 
     @field_validator("confirmed_statuses")
     @classmethod
@@ -476,11 +480,50 @@ def pending_registrations(settings: ReconcileSettings, now: datetime) -> Select[
     return _pending(Scope(settings, _aware(now))).with_only_columns(r.c.id)
 
 
-def evaluate(connection: Connection, settings: ReconcileSettings, now: datetime) -> list[Mismatch]:
-    """Every mismatch in the warehouse at `now`, in report order."""
-    found = [
+def _rule_mismatches(
+    connection: Connection, rule: Rule, settings: ReconcileSettings, now: datetime
+) -> list[Mismatch]:
+    return [
         _mismatch(rule, row, settings)
-        for rule in RULES
         for row in connection.execute(rule_query(rule, settings, now)).mappings()
     ]
+
+
+def evaluate(connection: Connection, settings: ReconcileSettings, now: datetime) -> list[Mismatch]:
+    """Every mismatch in the warehouse at `now`, in report order."""
+    found = [item for rule in RULES for item in _rule_mismatches(connection, rule, settings, now)]
+    return sorted(found, key=Mismatch.sort_key)
+
+
+# The rules that read the most rows go first, so that with two workers they run side by side.
+_COSTLIEST_FIRST = sorted(
+    RULES,
+    key=lambda rule: (
+        rule.code not in ("ATTENDEE_SESSIONS_MISMATCH", "ATTENDEE_COUNT_MISMATCH", "DUPLICATE_REGISTRATION")
+    ),
+)
+
+
+def evaluate_concurrently(engine: Engine, settings: ReconcileSettings, now: datetime) -> list[Mismatch]:
+    """`evaluate`, with the rules spread over `settings.query_workers` connections.
+
+    SQLite and psycopg release the GIL while a query runs, so on a two-core machine the two
+    costliest rules run at once. The rules read on separate connections, which see the same data
+    because every regsync job holds the warehouse-writer lock (regsync.locks) for its whole run:
+    no regsync writer changes the warehouse between them. An in-memory SQLite database exists once
+    per connection, so it is read on one.
+    """
+    workers = settings.query_workers
+    if workers <= 1 or (
+        engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:")
+    ):
+        with engine.connect() as connection:
+            return evaluate(connection, settings, now)
+
+    def one(rule: Rule) -> list[Mismatch]:
+        with engine.connect() as connection:
+            return _rule_mismatches(connection, rule, settings, now)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rules") as pool:
+        found = [item for part in pool.map(one, _COSTLIEST_FIRST) for item in part]
     return sorted(found, key=Mismatch.sort_key)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from regsync.reconcile.html import load_history, render_html, write_html
 from regsync.reconcile.report import load_rows, write_csv_reports
-from regsync.reconcile.rules import CODES, Mismatch, ReconcileSettings, evaluate
+from regsync.reconcile.rules import CODES, Mismatch, ReconcileSettings, evaluate_concurrently
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 from regsync.warehouse.upsert import upsert
 
@@ -150,8 +150,8 @@ def run_reconcile(
     run_id = str(uuid.uuid4())
     links = {"instance_url": instance_url, "registration_object": registration_object}
     paths: list[Path] = []
+    found = evaluate_concurrently(engine, settings, now)
     with engine.begin() as connection:
-        found = evaluate(connection, settings, now)
         tally = Counter(item.code for item in found)
         counts = {code: tally[code] for code in CODES}
         diff = record_mismatches(connection, found, run_id, now)

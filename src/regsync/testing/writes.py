@@ -2,7 +2,9 @@
 
 A write "reached" the emulator when no fault replaced it before the handler ran (a 429/503 or a
 dropped connection injected *before* the handler means nothing happened remotely, and sending it
-again is a retry, not a duplicate). Faults that spoil the answer *after* the handler ran (slow,
+again is a retry, not a duplicate) and the platform did not refuse it before the endpoint's code
+ran (401 for an expired session, 403 REQUEST_LIMIT_EXCEEDED: resending after re-authenticating is
+correct). Faults that spoil the answer *after* the handler ran (slow,
 malformed) leave the write applied: sending it again would be a duplicate, and is counted as one.
 """
 
@@ -17,6 +19,7 @@ from regsync.sandbox.http import LoggedRequest
 
 SUBMIT_ENDPOINT = "salesforce.apex.session_registration"
 END_ENDPOINT = "checkfront.booking_session.end"
+PLATFORM_REFUSALS = frozenset({401, 403})
 
 
 def _target(request: LoggedRequest) -> tuple[str, str] | None:
@@ -37,7 +40,7 @@ def writes_reached(requests: Iterable[LoggedRequest]) -> Counter[tuple[str, str]
     """(kind, target id) -> how many write requests for it reached the emulator's handler."""
     counts: Counter[tuple[str, str]] = Counter()
     for request in requests:
-        if request.fault is not None:
+        if request.fault is not None or request.status in PLATFORM_REFUSALS:
             continue
         target = _target(request)
         if target is not None:
