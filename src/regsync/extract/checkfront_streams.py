@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -25,7 +26,13 @@ from regsync.normalize.checkfront import (
     normalize_booking_lines,
     normalize_booking_session,
 )
-from regsync.warehouse.archive import archive, quarantine_records, record_key
+from regsync.warehouse.archive import (
+    archive,
+    open_quarantined,
+    quarantine_records,
+    record_key,
+    resolve_quarantined,
+)
 from regsync.warehouse.state import read_state, write_state
 from regsync.warehouse.tables import (
     booking_lines,
@@ -38,6 +45,11 @@ from regsync.warehouse.upsert import replace_children, upsert
 
 log = logging.getLogger("regsync.extract")
 CHUNK = 256
+# Where each stream's raw payloads are archived and its rejected records quarantined.
+SESSIONS_SOURCE = "checkfront.booking_sessions"
+BOOKINGS_SOURCE = "checkfront.bookings"
+DETAILS_SOURCE = "checkfront.booking_details"
+_BOOKING_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a booking id or code, nothing else
 
 
 def keyset_pages(
@@ -146,12 +158,11 @@ def load_booking_session_reads(
         rows.append(shaped.booking_session)
         lines += shaped.lines
         counts["alive" if read.found else "missing"] += 1
+    resolve_quarantined(connection, SESSIONS_SOURCE, (r["id"] for r in rows), now)
     upsert(connection, booking_sessions, rows)
     replace_children(connection, booking_session_lines, "booking_session_id", [r["id"] for r in rows], lines)
-    archive(connection, "checkfront.booking_sessions", archived, now)
-    counts["quarantined"] += quarantine_records(
-        connection, "checkfront.booking_sessions", rejected, run_id=run_id, at=now
-    )
+    archive(connection, SESSIONS_SOURCE, archived, now)
+    counts["quarantined"] += quarantine_records(connection, SESSIONS_SOURCE, rejected, run_id=run_id, at=now)
     counts["rows"] += len(rows)
     return counts
 
@@ -159,8 +170,9 @@ def load_booking_session_reads(
 def pull_booking_sessions(ctx: PullContext) -> StreamResult:
     """Read the booking sessions registrations need; record alive ones with lines, the rest missing.
 
-    Two passes: sessions of registrations synced since the last complete pass (the stream's
-    watermark), then alive sessions due for a refresh. The watermark moves to this pass's start
+    Three passes: sessions of registrations synced since the last complete pass (the stream's
+    watermark), alive sessions due for a refresh, and sessions whose read an earlier run had to
+    quarantine. The watermark moves to this pass's start
     only when it finished without read errors, so an unread session is looked at again next time.
     """
     assert ctx.checkfront is not None, "a Checkfront client is required"
@@ -169,6 +181,8 @@ def pull_booking_sessions(ctx: PullContext) -> StreamResult:
     refresh_before = started - timedelta(seconds=ctx.settings.sync.booking_session_refresh_s)
     with ctx.engine.connect() as connection:
         changed_since = read_state(connection, "booking_sessions").watermark
+        # Reads of earlier runs that were quarantined: read again until they load.
+        quarantined = open_quarantined(connection, SESSIONS_SOURCE)
 
     def changed(connection: Connection, after: Any, size: int) -> list[tuple[datetime, str, str]]:
         return registration_sessions_to_read(connection, changed_since, after and after[:2], size)
@@ -179,6 +193,7 @@ def pull_booking_sessions(ctx: PullContext) -> StreamResult:
     pages: Iterator[list[str]] = itertools.chain(
         (sorted({key[2] for key in keys}) for keys in keyset_pages(ctx.engine, changed)),
         keyset_pages(ctx.engine, due),
+        (quarantined[start : start + CHUNK] for start in range(0, len(quarantined), CHUNK)),
     )
     for chunk in pages:
         reads = list(zip(chunk, ctx.checkfront.get_booking_sessions(chunk), strict=True))
@@ -205,6 +220,7 @@ def pull_bookings(ctx: PullContext) -> StreamResult:
     result = StreamResult("bookings")
     with ctx.engine.connect() as connection:
         state = read_state(connection, "bookings")
+        quarantined = open_quarantined(connection, BOOKINGS_SOURCE)
     checkpoint = state.checkpoint or {}
     if checkpoint.get("since") is not None:
         since = int(checkpoint["since"])
@@ -234,12 +250,55 @@ def pull_bookings(ctx: PullContext) -> StreamResult:
         if ctx.should_stop():
             result.stopped = True
             return result
+    retry_quarantined_bookings(ctx, result, quarantined)
     watermark = datetime.fromtimestamp(started - settings.safety_lag_s, tz=ctx.now().tzinfo)
     if state.watermark is not None and state.watermark > watermark:
         watermark = state.watermark
     with ctx.engine.begin() as connection:
         write_state(connection, "bookings", watermark, None)
     return result
+
+
+def _index_entry(booking: dict[str, Any]) -> dict[str, Any]:
+    """A booking as GET /booking/{id} shows it, in the form of a booking/index entry.
+
+    The detail carries the index's fields, the money under `order` and the customer under
+    `customer` (the field set of Checkfront's booking webhook; the JSON form is unconfirmed).
+    """
+    order = booking.get("order") if isinstance(booking.get("order"), dict) else {}
+    customer = booking.get("customer") if isinstance(booking.get("customer"), dict) else {}
+    entry = {k: booking.get(k) for k in ("booking_id", "code", "status_id", "status_name", "created_date")}
+    entry |= {k: order.get(k) for k in ("total", "tax_total", "paid_total")}
+    entry |= {"customer_name": customer.get("name"), "customer_email": customer.get("email")}
+    return entry | {"summary": booking.get("summary")}
+
+
+def retry_quarantined_bookings(ctx: PullContext, result: StreamResult, refs: list[str]) -> None:
+    """Read again, one by one, index entries of earlier runs that were quarantined.
+
+    The index cannot be asked for one booking, and a spoiled entry's booking need not change
+    again, so its last_modified would never bring it back: GET /booking/{id} does. A booking
+    Checkfront no longer knows is resolved as gone.
+    """
+    assert ctx.checkfront is not None
+    refs = [r for r in refs if _BOOKING_REF.fullmatch(r)]
+    for start in range(0, len(refs), CHUNK):
+        chunk = refs[start : start + CHUNK]
+        entries, gone = [], []
+        for ref, answer in zip(
+            chunk, ctx.checkfront.concurrently(ctx.checkfront.get_booking, chunk), strict=True
+        ):
+            if isinstance(answer, ApiError):
+                result.counts["errors"] += 1
+                log.warning("bookings: quarantined booking %s could not be read again: %s", ref, answer)
+            elif answer is None:
+                gone.append(ref)
+            else:
+                entries.append(_index_entry(answer))
+        with ctx.engine.begin() as connection:
+            result.counts.update(load_booking_index_page(connection, entries, ctx.now(), ctx.run_id))
+            resolve_quarantined(connection, BOOKINGS_SOURCE, gone, ctx.now())
+        result.counts["quarantine_retried"] += len(chunk)
 
 
 def load_booking_index_page(
@@ -253,6 +312,9 @@ def load_booking_index_page(
         except RecordRejected as exc:
             rejected.append((record_key(entry, "booking_id", "code"), entry, str(exc)))
     rows = list({r["booking_id"]: r for r in rows}.values())
+    # Quarantined under its id, or under its code when the id was the broken part.
+    loaded = [key for row in rows for key in (str(row["booking_id"]), row["code"])]
+    resolve_quarantined(connection, BOOKINGS_SOURCE, loaded, now)
     if rows:
         # A booking whose status and totals did not change keeps its fetched lines.
         stored = {
@@ -281,16 +343,9 @@ def load_booking_index_page(
             ):
                 row["detail_fetched"] = True
     upsert(connection, bookings, rows)
-    archive(
-        connection,
-        "checkfront.bookings",
-        ((record_key(e, "booking_id", "code"), e) for e in entries),
-        now,
-    )
+    archive(connection, BOOKINGS_SOURCE, ((record_key(e, "booking_id", "code"), e) for e in entries), now)
     counts["rows"] += len(rows)
-    counts["quarantined"] += quarantine_records(
-        connection, "checkfront.bookings", rejected, run_id=run_id, at=now
-    )
+    counts["quarantined"] += quarantine_records(connection, BOOKINGS_SOURCE, rejected, run_id=run_id, at=now)
     return counts
 
 
@@ -320,6 +375,7 @@ def load_booking_details(
     """Write the lines of one chunk of booking details and mark those bookings fetched."""
     counts: Counter[str] = Counter()
     fetched: list[int] = []
+    loaded: list[str] = []
     lines: list[dict[str, Any]] = []
     rejected, archived = [], []
     for code, answer in answers:
@@ -336,6 +392,7 @@ def load_booking_details(
             rejected.append((code, answer, str(exc)))
             continue
         fetched.append(booking_id)
+        loaded.append(code)
         lines += booking_rows
     replace_children(connection, booking_lines, "booking_id", fetched, lines)
     for start in range(0, len(fetched), 500):
@@ -344,10 +401,9 @@ def load_booking_details(
             .where(bookings.c.booking_id.in_(fetched[start : start + 500]))
             .values(detail_fetched=True)
         )
-    archive(connection, "checkfront.booking_details", archived, now)
-    counts["quarantined"] += quarantine_records(
-        connection, "checkfront.booking_details", rejected, run_id=run_id, at=now
-    )
+    archive(connection, DETAILS_SOURCE, archived, now)
+    resolve_quarantined(connection, DETAILS_SOURCE, loaded, now)
+    counts["quarantined"] += quarantine_records(connection, DETAILS_SOURCE, rejected, run_id=run_id, at=now)
     counts["rows"] += len(fetched)
     return counts
 

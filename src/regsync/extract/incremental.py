@@ -12,6 +12,7 @@ rows still being committed in Salesforce are left for the next run; the next run
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 from regsync.errors import QueryLocatorError, QueryTimeoutError, RecordRejected
@@ -19,10 +20,13 @@ from regsync.extract import soql
 from regsync.extract.context import PullContext, StreamResult
 from regsync.extract.salesforce_streams import SoqlStream
 from regsync.normalize.coerce import sf_datetime
+from regsync.warehouse.archive import open_quarantined, resolve_quarantined
 from regsync.warehouse.state import read_state, write_state
 
 log = logging.getLogger("regsync.extract")
 MAX_LOCATOR_RESTARTS = 5
+RETRY_BATCH = 200  # ids per re-read query: well under Salesforce's query length limit
+_SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 
 def _floor_second(moment: datetime) -> datetime:
@@ -66,6 +70,8 @@ def pull_soql_stream(
     result = StreamResult(stream.name)
     with ctx.engine.connect() as connection:
         state = read_state(connection, key)
+        # Quarantined by earlier runs: read again after the windows (this run's wait for the next).
+        quarantined = open_quarantined(connection, stream.source) if state_key is None else []
     watermark = state.watermark
     horizon = ctx.now() - timedelta(seconds=sync.safety_lag_s)
     upper = min(until, horizon) if until is not None else horizon
@@ -118,7 +124,43 @@ def pull_soql_stream(
             watermark = end
             with ctx.engine.begin() as connection:
                 write_state(connection, key, watermark, None)
+    retry_quarantined(stream, ctx, result, quarantined)
     return result
+
+
+def retry_quarantined(stream: SoqlStream, ctx: PullContext, result: StreamResult, ids: list[str]) -> None:
+    """Read again, by Id, the records of earlier runs that were quarantined and have not loaded since.
+
+    A record can be rejected for a payload spoiled on the way, or for a value the configuration
+    did not allow yet; its SystemModstamp does not move for that, so the windows would never
+    bring it back. One query per 200 ids; a record the org no longer returns is resolved as gone.
+    """
+    assert ctx.salesforce is not None
+    ids = [i for i in ids if _SALESFORCE_ID.fullmatch(i)]
+    if not ids:
+        return
+    settings = ctx.settings
+    sobject, fields = stream.sobject(settings), stream.fields(settings)
+    for start in range(0, len(ids), RETRY_BATCH):
+        batch = ids[start : start + RETRY_BATCH]
+        records = [
+            record
+            for page in ctx.salesforce.iter_pages(
+                soql.ids_query(sobject, fields, batch), include_deleted=True
+            )
+            for record in page.records
+        ]
+        returned = {str(record.get("Id")) for record in records if isinstance(record, dict)}
+        with ctx.engine.begin() as connection:
+            counts = stream.load_page(connection, records, ctx.now(), ctx.run_id, settings)
+            gone = [i for i in batch if i not in returned]
+            resolve_quarantined(connection, stream.source, gone, ctx.now())
+        result.counts.update(counts)
+        result.counts["quarantine_retried"] += len(batch)
+        if gone:
+            log.warning(
+                "%s: %d quarantined record(s) no longer returned by Salesforce", stream.name, len(gone)
+            )
 
 
 def _last_cursor(records: list[dict[str, object]], cursor: str) -> datetime | None:

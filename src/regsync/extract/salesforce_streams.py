@@ -18,7 +18,7 @@ from regsync.normalize.salesforce import (
     registration_select,
     session_select,
 )
-from regsync.warehouse.archive import archive, quarantine_records, record_key
+from regsync.warehouse.archive import archive, quarantine_records, record_key, resolve_quarantined
 from regsync.warehouse.tables import (
     registration_attendee_sessions,
     registration_attendees,
@@ -84,6 +84,7 @@ def load_registrations(
     replace_children(connection, registration_attendees, "registration_id", ids, attendees)
     replace_children(connection, registration_attendee_sessions, "registration_id", ids, sessions)
     archive(connection, "salesforce.registrations", ((record_key(r, "Id"), r) for r in records), now)
+    resolve_quarantined(connection, "salesforce.registrations", by_id, now)
     counts["quarantined"] += quarantine_records(
         connection, "salesforce.registrations", rejected, run_id=run_id, at=now
     )
@@ -105,6 +106,7 @@ def load_sessions(
             rows.append({**normalize_session(record, fields), "synced_at": now})
         except RecordRejected as exc:
             rejected.append((record_key(record, "Id"), record, str(exc)))
+    resolve_quarantined(connection, "salesforce.sessions", (r["id"] for r in rows), now)
     rows = _fresh(connection, sf_sessions, list({r["id"]: r for r in rows}.values()))
     upsert(connection, sf_sessions, rows, newer_by="system_modstamp")
     counts["rows"] += len(rows)

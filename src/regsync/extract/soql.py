@@ -42,7 +42,14 @@ def literal(value: object) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime in a SOQL query")
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"datetime out of range in a SOQL query: {value.isoformat()}") from None
+        # Four-digit year always (strftime's %Y gives "999" for year 999: no SOQL datetime).
+        return (
+            f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
+        )
     if isinstance(value, str):
         return "'" + "".join(_ESCAPES.get(char, char) for char in value) + "'"
     raise TypeError(f"no SOQL literal for {type(value).__name__}")
@@ -70,3 +77,9 @@ def window_query(
         f"WHERE {identifier(cursor)} >= {literal(lower)} AND {identifier(cursor)} < {literal(upper)} "
         f"ORDER BY {identifier(cursor)} ASC, Id ASC"
     )
+
+
+def ids_query(sobject: str, fields: Iterable[str], ids: Iterable[str]) -> str:
+    """SELECT ... WHERE Id IN (...): re-reading known records (quarantined ones) by id."""
+    columns = ", ".join(identifier(f) for f in fields)
+    return f"SELECT {columns} FROM {identifier(sobject)} WHERE Id IN {in_list(ids)} ORDER BY Id ASC"

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import reprlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, update
 
 from regsync.warehouse.tables import quarantine, raw_archive
 from regsync.warehouse.upsert import upsert
+
+_SHALLOW = reprlib.Repr()
+_SHALLOW.maxlevel = 100
+for _name in ("maxtuple", "maxlist", "maxarray", "maxdict", "maxset", "maxfrozenset", "maxdeque"):
+    setattr(_SHALLOW, _name, 1_000_000)
+_SHALLOW.maxstring = _SHALLOW.maxlong = _SHALLOW.maxother = 10_000_000
 
 
 def payload_text(payload: Any) -> str:
@@ -19,7 +26,25 @@ def payload_text(payload: Any) -> str:
     try:
         return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
         return repr(payload)
+    except RecursionError:
+        # Nested deeper than repr goes (a JSON parser hands back up to ~1000 levels): the outer
+        # 100 levels, the rest shown as "[...]" / "{...}", rather than losing the record.
+        return _SHALLOW.repr(payload)
+
+
+def storable(text: str) -> str:
+    """Text every backend stores: NUL (PostgreSQL refuses it) and unpaired surrogates escaped."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def content_hash(text: str) -> str:
@@ -32,7 +57,7 @@ def record_key(payload: Any, *candidates: str) -> str:
         for name in candidates:
             value = payload.get(name)
             if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-                return str(value)[:64]
+                return storable(str(value))[:64]
     return "?"
 
 
@@ -64,22 +89,40 @@ def quarantine_records(
     at: datetime,
 ) -> int:
     """File rejected records with their raw payload and reason; returns how many were given."""
-    rows = []
-    for record_id, payload, reason in items:
-        text = payload_text(payload)
-        rows.append(
-            {
-                "source": source,
-                "record_id": record_id,
-                "content_hash": content_hash(text),
-                "reason": reason,
-                "payload": text,
-                "run_id": run_id,
-                "quarantined_at": at,
-            }
-        )
+    rows = [
+        quarantine_row(source, record_id, payload, reason, run_id=run_id, at=at)
+        for record_id, payload, reason in items
+    ]
     upsert(connection, quarantine, _unique(rows), update=False)
+    # Rejected again after it once loaded: open again (its first quarantine time is kept).
+    ids = sorted({row["record_id"] for row in rows})
+    for start in range(0, len(ids), 500):
+        connection.execute(
+            update(quarantine)
+            .where(
+                quarantine.c.source == source,
+                quarantine.c.record_id.in_(ids[start : start + 500]),
+                quarantine.c.resolved_at.is_not(None),
+            )
+            .values(resolved_at=None)
+        )
     return len(rows)
+
+
+def quarantine_row(
+    source: str, record_id: str, payload: Any, reason: str, *, run_id: str | None, at: datetime
+) -> dict[str, Any]:
+    """The quarantine row of one rejected record; a reason quoting the record stays storable."""
+    text = payload_text(payload)
+    return {
+        "source": source,
+        "record_id": storable(record_id)[:64],
+        "content_hash": content_hash(text),
+        "reason": storable(reason),
+        "payload": text,
+        "run_id": run_id,
+        "quarantined_at": at,
+    }
 
 
 def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,3 +130,32 @@ def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         seen[(row["source"], row["record_id"], row["content_hash"])] = row
     return list(seen.values())
+
+
+def open_quarantined(connection: Connection, source: str) -> list[str]:
+    """Record ids of `source` rejected and not loaded since, in id order: each run reads them again."""
+    query = (
+        select(quarantine.c.record_id)
+        .distinct()
+        .where(quarantine.c.source == source, quarantine.c.resolved_at.is_(None))
+        .order_by(quarantine.c.record_id)
+    )
+    return list(connection.execute(query).scalars())
+
+
+def resolve_quarantined(connection: Connection, source: str, record_ids: Iterable[str], at: datetime) -> int:
+    """Close the open quarantine rows of records that loaded (or are gone at the source)."""
+    ids = sorted({storable(str(i))[:64] for i in record_ids})
+    resolved = 0
+    for start in range(0, len(ids), 500):
+        statement = (
+            update(quarantine)
+            .where(
+                quarantine.c.source == source,
+                quarantine.c.record_id.in_(ids[start : start + 500]),
+                quarantine.c.resolved_at.is_(None),
+            )
+            .values(resolved_at=at)
+        )
+        resolved += connection.execute(statement).rowcount
+    return resolved

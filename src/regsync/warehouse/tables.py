@@ -172,6 +172,8 @@ quarantine = Table(
     Column("payload", Text, nullable=False),
     Column("run_id", String(36)),
     Column("quarantined_at", UtcDateTime, nullable=False),
+    # Set when the record later loaded (or is gone at the source): until then every run reads it again.
+    Column("resolved_at", UtcDateTime),
 )
 
 stream_state = Table(
