@@ -5,7 +5,9 @@ RegsyncError
 ├── ApiError                     anything a remote API answered or failed to answer
 │   ├── RetriableApiError        429, 5xx, dropped connection, timeout: the retry policy may try again
 │   │   ├── RateLimitedError     429 / 503 with Retry-After
+│   │   ├── NotDeliveredError    the request never reached the service (refused, connect timeout)
 │   │   └── MalformedResponseError  a body that is not JSON or not the documented shape
+│   ├── OutcomeUnknownError      a write that may have been applied: read back, never resent blindly
 │   └── FatalApiError            will fail the same way again: do not retry
 │       ├── AuthenticationError  bad credentials, invalid_grant, revoked token
 │       ├── QuotaExhaustedError  the org's daily API limit (or our share of it) is used up
@@ -54,6 +56,17 @@ class RetriableApiError(ApiError):
 
 class RateLimitedError(RetriableApiError):
     """The service asked us to slow down (HTTP 429 or 503 with Retry-After)."""
+
+
+class NotDeliveredError(RetriableApiError):
+    """The request never reached the service (connection refused, connect timeout): even a write
+    may be sent again."""
+
+
+class OutcomeUnknownError(ApiError):
+    """A write failed in a way that does not say whether the service applied it (a timeout after
+    sending, a dropped or spoiled answer, a 5xx). Sending it again could apply it twice: the caller
+    reads the remote state instead (regsync.actions recovers it like a crash after the send)."""
 
 
 class FatalApiError(ApiError):

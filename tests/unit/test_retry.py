@@ -4,7 +4,14 @@ import pytest
 
 from regsync.clients.retry import call_with_retry
 from regsync.config import RetrySettings
-from regsync.errors import BusinessError, RateLimitedError, RetriableApiError
+from regsync.errors import (
+    BusinessError,
+    MalformedResponseError,
+    NotDeliveredError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RetriableApiError,
+)
 
 POLICY = RetrySettings(attempts=4, initial_s=0.5, max_s=8.0, max_retry_after_s=30.0)
 
@@ -64,3 +71,49 @@ def test_gives_up_after_attempts_with_the_last_error() -> None:
     with pytest.raises(RetriableApiError, match="down 4"):
         call_with_retry(POLICY, down, sleep=lambda _s: None)
     assert count == 4
+
+
+@pytest.mark.parametrize(
+    "first",
+    [NotDeliveredError("connection refused"), RateLimitedError("429", retry_after=1)],
+    ids=["not-delivered", "rate-limited"],
+)
+def test_a_write_is_sent_again_only_when_it_was_certainly_not_applied(first: Exception) -> None:
+    calls = iter([first, "applied"])
+
+    def write() -> str:
+        item = next(calls)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert call_with_retry(POLICY, write, sleep=lambda _s: None, write=True) == "applied"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RetriableApiError("read timeout", status=None),
+        RetriableApiError("HTTP 500", status=500),
+        MalformedResponseError("the body is not JSON", status=200),
+    ],
+    ids=["timeout", "5xx", "spoiled-answer"],
+)
+def test_an_ambiguous_write_failure_is_never_sent_again(failure: RetriableApiError) -> None:
+    count = 0
+
+    def write() -> None:
+        nonlocal count
+        count += 1
+        raise failure
+
+    with pytest.raises(OutcomeUnknownError, match="may have been applied") as raised:
+        call_with_retry(POLICY, write, sleep=lambda _s: None, write=True)
+    assert count == 1
+    assert raised.value.__cause__ is failure
+    assert raised.value.status == failure.status
+    # The same failure of a read is retried as before.
+    count = 0
+    with pytest.raises(type(failure)):
+        call_with_retry(POLICY, write, sleep=lambda _s: None)
+    assert count == POLICY.attempts

@@ -3,6 +3,11 @@
 Client code only *classifies* a failure (RetriableApiError or FatalApiError); this module decides
 whether and when to try again: jittered exponential backoff, honouring Retry-After, a bounded
 number of attempts, no retry on business errors.
+
+A write (`write=True`) is tried again only when it certainly was not applied: it never reached
+the service (NotDeliveredError) or the service refused it to slow us down (RateLimitedError).
+Any other retriable failure of a write becomes OutcomeUnknownError at once: a second send could
+submit a registration or end a session twice.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from tenacity import (
 )
 
 from regsync.config import RetrySettings
-from regsync.errors import RetriableApiError
+from regsync.errors import NotDeliveredError, OutcomeUnknownError, RateLimitedError, RetriableApiError
 
 T = TypeVar("T")
 log = logging.getLogger("regsync.retry")
@@ -67,7 +72,31 @@ def retrying(policy: RetrySettings, *, sleep: Callable[[float], None] = time.sle
 
 
 def call_with_retry(
-    policy: RetrySettings, fn: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep
+    policy: RetrySettings,
+    fn: Callable[[], T],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    write: bool = False,
 ) -> T:
-    """Run `fn` under the policy; the last error is raised as itself when attempts run out."""
-    return retrying(policy, sleep=sleep)(fn)
+    """Run `fn` under the policy; the last error is raised as itself when attempts run out.
+
+    write: `fn` changes remote state; it is repeated only after failures that prove it was not
+    applied, and any other retriable failure is raised as OutcomeUnknownError.
+    """
+    if not write:
+        return retrying(policy, sleep=sleep)(fn)
+
+    def once() -> T:
+        try:
+            return fn()
+        except (NotDeliveredError, RateLimitedError):
+            raise
+        except RetriableApiError as exc:
+            raise OutcomeUnknownError(
+                f"{exc} (the write may have been applied: it is read back, not sent again)",
+                status=exc.status,
+                code=exc.code,
+                service=exc.service,
+            ) from exc
+
+    return retrying(policy, sleep=sleep)(once)
