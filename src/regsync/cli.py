@@ -367,12 +367,12 @@ def actions(
 ) -> None:
     """List the write-back journal."""
     from regsync.actions.journal import list_actions
-    from regsync.warehouse.engine import open_warehouse
+    from regsync.locks import open_warehouse_locked
 
     settings = settings_or_exit()
     try:
         rows = list_actions(
-            open_warehouse(settings.warehouse.url),
+            open_warehouse_locked(settings.warehouse.url),
             state=state,
             since=_date(since, "--since") if since else None,
             target=target,

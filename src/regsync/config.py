@@ -351,7 +351,7 @@ def secret_values(settings: Settings) -> list[str]:
 
 def write_private_file(path: Path, text: str) -> None:
     """Write a file readable by its owner only (config, env files, databases hold secrets or PII)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a directory it creates too
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)

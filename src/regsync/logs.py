@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 from rich.logging import RichHandler
 
@@ -16,19 +20,55 @@ _RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict_
 }
 
 
+MASK = "********"
+# Credentials a server may echo back into an error body (an Authorization header, a session id).
+_BEARER = re.compile(r"\b(Bearer|OAuth)(\s+)[A-Za-z0-9._~+/=!\-]{16,}", re.IGNORECASE)
+_BASIC = re.compile(r"\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])", re.IGNORECASE)
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+_SESSION_ID = re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._\-]{20,}")
+
+
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Each secret as it travels (as is, URL-encoded, base64), longest first: what `redact` masks."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            encoded = {quote_plus(secret), quote(secret, safe="")}
+            encoded |= {_PERCENT.sub(lambda m: m[0].lower(), form) for form in encoded}  # %2b as well as %2B
+            forms |= {secret, base64.b64encode(secret.encode()).decode(), *encoded}
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact(text: str, forms: Iterable[str] = ()) -> str:
+    """`text` with every secret form and every echoed credential (Bearer, Basic, session id) masked."""
+    for form in forms:
+        text = text.replace(form, MASK)
+    text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{MASK}", text)
+    text = _BASIC.sub(lambda m: f"{m[1]}{m[2]}{MASK}" if _is_pair(m[3]) else m[0], text)
+    return _SESSION_ID.sub(MASK, text)
+
+
+def _is_pair(candidate: str) -> bool:
+    """base64 of `user:password` (a Basic credential), not a word such as "Basic Admission"."""
+    try:
+        decoded = base64.b64decode(candidate, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
+    return ":" in decoded and decoded.isprintable()
+
+
 class SecretScrubber(logging.Filter):
-    """Replace every known secret value by '********' in the rendered message."""
+    """Mask every known secret (and its encodings) and every echoed credential in the message."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.secrets = secret_forms(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "********")
-            record.msg, record.args = message, None
+        message = record.getMessage()
+        scrubbed = redact(message, self.secrets)
+        if scrubbed != message or record.args:
+            record.msg, record.args = scrubbed, None
         return True
 
 

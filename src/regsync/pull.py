@@ -121,6 +121,10 @@ def run_pull(
         report.outcome = "failed"
         report.message = f"{type(exc).__name__}: {exc}"
         log.error("pull failed: %s", report.message)
+    except BaseException as exc:  # a crash or an interrupt: the ledger must not say "ok"
+        report.outcome = "failed"
+        report.message = f"interrupted by {type(exc).__name__}"
+        raise
     finally:
         checkfront.close()
         report.api_calls = usage.snapshot()

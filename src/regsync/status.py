@@ -7,7 +7,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from regsync.config import Settings
-from regsync.warehouse.engine import open_warehouse
+from regsync.locks import open_warehouse_locked
 from regsync.warehouse.state import all_states, last_runs
 from regsync.warehouse.tables import (
     booking_lines,
@@ -33,14 +33,14 @@ COUNTED = (
 
 
 def table_counts(settings: Settings) -> dict[str, int]:
-    engine = open_warehouse(settings.warehouse.url)
+    engine = open_warehouse_locked(settings.warehouse.url)
     with engine.connect() as connection:
         return {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one() for t in COUNTED}
 
 
 def warehouse_status(settings: Settings) -> Group:
     """A renderable summary of the warehouse."""
-    engine = open_warehouse(settings.warehouse.url)
+    engine = open_warehouse_locked(settings.warehouse.url)
     streams = Table(title="streams")
     streams.add_column("stream")
     streams.add_column("watermark (UTC)")

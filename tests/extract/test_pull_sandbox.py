@@ -312,3 +312,25 @@ def test_booking_session_reads_follow_changes_errors_and_refreshes(sandbox: Sand
         )
     assert set(session_reads(sandbox)) == set(alive)
     assert still_alive <= set(alive)
+
+
+def test_a_booking_code_held_by_another_booking_is_quarantined(sandbox: Sandbox, engine: Engine) -> None:
+    """Two bookings with one code cannot both be right: the later waits in quarantine, the page loads."""
+    store = sandbox.store.checkfront
+    first, second = sorted(store.bookings)[:2]
+    store.bookings[second]["code"] = store.bookings[first]["code"]
+    report = run_pull(sandbox.settings(), engine=engine, **NO_SLEEP)
+    assert report.outcome == "partial"
+    code = store.bookings[first]["code"]
+    with engine.connect() as connection:
+        holders = (
+            connection.execute(select(bookings.c.booking_id).where(bookings.c.code == code)).scalars().all()
+        )
+        (row,) = connection.execute(
+            select(quarantine).where(quarantine.c.source == "checkfront.bookings")
+        ).mappings()
+    assert len(holders) == 1
+    assert row["record_id"] == str({first, second} - set(holders)).strip("{}")
+    assert "already belongs to booking" in row["reason"]
+    assert json.loads(row["payload"])["booking_id"] == int(row["record_id"])
+    assert count(engine, bookings) == len(store.bookings) - 1

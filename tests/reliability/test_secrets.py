@@ -1,104 +1,87 @@
-"""After a whole run configured with known secrets, no secret is in any output, file or error."""
+"""After a whole run with known secrets — and errors whose bodies echo the request — no secret is anywhere.
+
+regsync.testing.leaks runs the main job through the command line (sync, submit-pending and
+close-stale applied, reconcile with CSV and HTML, status, actions; text, JSON and rich logs),
+provokes a refused password, a refused Checkfront key and servers echoing headers and form bodies
+into their errors, records a cassette through the scrubber, then searches every artifact — logs,
+reports, every warehouse table and the database files, exception messages, the cassette, config
+files — for every secret as is, URL-encoded, base64, as the Basic value and the password+token pair,
+and for every access token the org issued.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from regsync.clients.salesforce import SalesforceClient
-from regsync.clients.usage import ApiUsage
-from regsync.config import load_settings
-from regsync.errors import AuthenticationError
-from regsync.pull import run_pull
-from regsync.sandbox import DemoCredentials, Sandbox
+from regsync.logs import MASK, redact, secret_forms
+from regsync.testing.leaks import (
+    ARTIFACT_KINDS,
+    LEAK_CREDENTIALS,
+    LeakReport,
+    encodings,
+    find_secrets,
+    run_leak_scan,
+)
 
 pytestmark = pytest.mark.sandbox
-REGSYNC = str(Path(sys.executable).with_name("regsync"))
-# Distinctive values, so a hit can only be a leak.
-SECRETS = DemoCredentials(
-    sf_password="pw-Zq81-leakcheck",
-    sf_security_token="TOKENleakcheck77",
-    sf_consumer_secret="consumer-secret-leakcheck-5521",
-    cf_api_key="cf-key-leakcheck-3390",
-    cf_api_secret="cf-secret-leakcheck-8847",
-)
-SECRET_VALUES = [
-    SECRETS.sf_password,
-    SECRETS.sf_security_token,
-    SECRETS.sf_consumer_secret,
-    SECRETS.cf_api_key,
-    SECRETS.cf_api_secret,
-]
+REGISTRATIONS = 150  # enough for every write-back and mismatch kind; run_leak_scan's default is 300
+CONFIGURED = 5  # password, security token, consumer secret, Checkfront key and secret
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with Sandbox.generated(400, seed=9, credentials=SECRETS, state_dir=tmp_path / "sandbox") as box:
-        yield box
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory: pytest.TempPathFactory) -> LeakReport:
+    return run_leak_scan(workdir=tmp_path_factory.mktemp("leaks"), registrations=REGISTRATIONS)
 
 
-def regsync(config: Path, *args: str) -> str:
-    done = subprocess.run(
-        [REGSYNC, "--config", str(config), "--log-format", "json", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
-        check=False,
-    )
-    assert done.returncode in (0, 3, 6), done.stderr[-2000:]
-    return done.stdout + done.stderr
+def test_no_secret_in_any_artifact(scan: LeakReport) -> None:
+    assert scan.secrets_leaked == 0, "\n".join(scan.where)
 
 
-def test_no_secret_in_logs_reports_warehouse_or_errors(sandbox: Sandbox, tmp_path: Path) -> None:
-    config, env_file = sandbox.write_config(
-        tmp_path / "regsync.toml",
-        f"sqlite:///{tmp_path / 'warehouse.db'}",
-        extra={"actions": {"enabled": True, "max_share": 1.0, "max_writes": 100_000}},
-    )
-    output = "".join(
-        [
-            regsync(config, "config", "check"),
-            regsync(config, "sync"),
-            regsync(config, "submit-pending"),
-            regsync(config, "close-stale"),
-            regsync(config, "actions"),
-            regsync(config, "reconcile", "--out", str(tmp_path / "reports")),
-            regsync(config, "status"),
-        ]
-    )
-    assert '"run_id"' in output, "the runs logged JSON lines"
-    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != env_file and "sandbox" not in p.parts]
-    assert any(p.suffix == ".csv" for p in files)
-    assert any(p.name == "warehouse.db" for p in files)
-    for secret in SECRET_VALUES:
-        assert secret not in output, f"secret in command output: {secret}"
-        for path in files:
-            assert secret.encode() not in path.read_bytes(), f"secret in {path.name}"
-    # the only place the secrets live is the env file, owner-only
-    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
-    assert SECRETS.sf_password in env_file.read_text()
+def test_every_kind_of_artifact_was_scanned(scan: LeakReport) -> None:
+    assert all(scan.by_kind[kind] > 0 for kind in ARTIFACT_KINDS), scan.by_kind
+    assert scan.artifacts_scanned == sum(scan.by_kind.values())
+    # the configured secrets, the two wrong ones tried, and at least one access token issued
+    assert scan.secrets > CONFIGURED + 2
+    assert scan.patterns > scan.secrets
 
 
-def test_no_secret_in_error_messages(sandbox: Sandbox, tmp_path: Path) -> None:
-    config, env_file = sandbox.write_config(tmp_path / "regsync.toml", f"sqlite:///{tmp_path / 'w.db'}")
-    wrong = "wrong-password-leakcheck-1234"
-    env_file.write_text(env_file.read_text().replace(SECRETS.sf_password, wrong))
-    settings = load_settings(config)
-    report = run_pull(settings, sleep=lambda _s: None)
-    assert report.outcome == "failed"
-    assert report.message is not None
-    assert "invalid_grant" in report.message
-    for secret in [*SECRET_VALUES, wrong]:
-        assert secret not in report.message
-    client = SalesforceClient(settings.salesforce, settings.retry, ApiUsage())
-    with pytest.raises(AuthenticationError) as caught:
-        client.limits()
-    for secret in [*SECRET_VALUES, wrong]:
-        assert secret not in str(caught.value)
-        assert secret not in repr(caught.value.args)
+def test_the_errors_that_carry_request_details_really_happened(scan: LeakReport) -> None:
+    """A scan of runs that never failed would prove nothing about error paths."""
+    assert scan.provoked
+    assert all(scan.provoked.values()), [name for name, happened in scan.provoked.items() if not happened]
+
+
+def test_the_secrets_live_only_in_owner_only_env_files(scan: LeakReport) -> None:
+    assert scan.private_files
+    assert set(scan.private_files.values()) == {"0o600"}
+
+
+def test_the_scanner_finds_a_secret_in_every_encoding() -> None:
+    secret = LEAK_CREDENTIALS.sf_password
+    patterns = encodings("password", secret)
+    assert len({p.needle for p in patterns}) >= 4  # its encodings differ: each one is looked for
+    for pattern in patterns:
+        found = find_secrets(b"before " + pattern.needle + b" after", patterns)
+        assert pattern.label in found
+    assert find_secrets(b"password=" + MASK.encode(), patterns) == []
+
+
+def test_redact_masks_secrets_and_echoed_credentials() -> None:
+    forms = secret_forms([LEAK_CREDENTIALS.sf_password, LEAK_CREDENTIALS.cf_api_secret])
+    echoed = " ".join(p.needle.decode() for p in encodings("x", LEAK_CREDENTIALS.sf_password))
+    echoed += " Authorization: Bearer 00D5g00000SANDBX!AQnEJ3XYqk-fDX0vSsZX-XGSODb64K87eqHuQP"
+    echoed += " Authorization: Basic Y2ZrZXkrbGVhay9zY2FuNTU6Y2ZzZWMrbGVhay9zY2FuJjg4"
+    cleaned = redact(echoed, forms)
+    assert find_secrets(cleaned.encode(), encodings("x", LEAK_CREDENTIALS.sf_password)) == []
+    assert "Basic Admission" in redact("Basic Admission, 2 seats", forms)  # words stay words
+
+
+def test_a_planted_leak_is_reported(tmp_path: Path) -> None:
+    """The scan reports where a secret sits without showing it."""
+    patterns = encodings("checkfront api secret", LEAK_CREDENTIALS.cf_api_secret)
+    (tmp_path / "notes.txt").write_text(f"debug: {LEAK_CREDENTIALS.cf_api_secret}")
+    found = find_secrets((tmp_path / "notes.txt").read_bytes(), patterns)
+    assert found == ["checkfront api secret (literal)"]
+    assert LEAK_CREDENTIALS.cf_api_secret not in " ".join(found)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from regsync.actions import journal
 from regsync.actions.candidates import Candidate, Plan, Scope, chunks, duration, make_plan
@@ -24,6 +24,7 @@ from regsync.errors import (
     ApiError,
     AuthenticationError,
     BusinessError,
+    OutcomeUnknownError,
     QuotaExhaustedError,
     RecordRejected,
     RegsyncError,
@@ -32,6 +33,8 @@ from regsync.exitcodes import ExitCode
 from regsync.extract.soql import identifier, in_list
 from regsync.normalize import coerce
 from regsync.normalize.checkfront import missing_booking_session, normalize_booking_session
+from regsync.normalize.salesforce import REGISTRATION_STATUSES
+from regsync.warehouse.actions_tables import actions
 from regsync.warehouse.engine import open_warehouse
 from regsync.warehouse.state import finish_run, start_run, utcnow
 from regsync.warehouse.tables import booking_session_lines, booking_sessions, registrations
@@ -132,7 +135,10 @@ def plan(
     explained: bool = True,
 ) -> Plan:
     """What a run would do at `now`, from the warehouse alone, with every draft and session explained."""
-    engine = engine or open_warehouse(settings.warehouse.url)
+    if engine is None:
+        from regsync.locks import open_warehouse_locked  # migrations one process at a time
+
+        engine = open_warehouse_locked(settings.warehouse.url)
     scope = Scope(policy_of(settings, action_settings), now or utcnow(), older_than_s)
     with engine.connect() as connection:
         return make_plan(connection, scope, _kinds(kinds), limit=limit, explained=explained)
@@ -246,6 +252,7 @@ def breaker(policy: ActionSettings, plan: Plan) -> str | None:
 
 def _recover(run: _Run, kinds: Sequence[str]) -> None:
     """Resolve actions a crashed run left planned or sent by reading the remote state; never resend."""
+    _finish_interrupted_batches(run, kinds)
     resolve = {SUBMIT: _recover_submit, END: _recover_end}
     for action in journal.unresolved(run.engine, kinds):
         try:
@@ -261,6 +268,46 @@ def _recover(run: _Run, kinds: Sequence[str]) -> None:
             run.engine, action.action_id, state, response=response, error=error, retriable=retriable
         )
         run.report.count(action.kind, f"recovered_{state}")
+
+
+def _finish_interrupted_batches(run: _Run, kinds: Sequence[str]) -> None:
+    """What a run that died mid-batch did not get to after its sends that succeeded.
+
+    Submits: the batch's confirming read (which also makes the warehouse row Completed). Ends: the
+    warehouse booking session becomes missing, unless it was read again after the end.
+    """
+    if SUBMIT in kinds:
+        for batch in chunks(journal.unconfirmed_submits(run.engine), run.policy.batch_size):
+            sent = [
+                _Sent(
+                    Candidate(SUBMIT, action.target_id, "confirm", action.request),
+                    action.action_id,
+                    "succeeded",
+                )
+                for action in batch
+            ]
+            try:
+                _confirm_submits(run, sent)
+            except (AuthenticationError, QuotaExhaustedError):
+                raise
+            except ApiError as exc:
+                log.warning("could not confirm %d submit(s) of an interrupted run: %s", len(sent), exc)
+                run.report.count(SUBMIT, "unrecovered", len(sent))
+    if END in kinds:
+        query = (
+            select(actions.c.target_id)
+            .select_from(actions.join(booking_sessions, booking_sessions.c.id == actions.c.target_id))
+            .where(
+                actions.c.kind == END,
+                actions.c.state == "succeeded",
+                booking_sessions.c.state == "alive",
+                booking_sessions.c.read_at <= actions.c.finished_at,
+            )
+        )
+        with run.engine.connect() as connection:
+            ended = list(connection.execute(query).scalars())
+        _store_sessions(run.engine, run.report.plan.now, ended=ended)
+        run.report.count(END, "stored_after_interruption", len(ended))
 
 
 def _recover_submit(run: _Run, target_id: str) -> tuple[str, str | None, bool]:
@@ -318,7 +365,11 @@ def _session_attendees(run: _Run, attendee_ids: Sequence[str]) -> set[tuple[str,
 def _submit_batch(run: _Run, batch: list[Candidate]) -> None:
     statuses = _registration_statuses(run, [c.target_id for c in batch])
     ready = _still_wanted(run, SUBMIT, batch, [_not_draft(statuses, c.target_id) for c in batch])
-    _set_statuses(run.engine, {t: s for t, s in statuses.items() if s != "Draft"})
+    # Only a status of the picklist reaches the warehouse: a spoiled read must not hide a pending
+    # registration from every later plan (the next plan reads it again).
+    _set_statuses(
+        run.engine, {t: s for t, s in statuses.items() if s != "Draft" and s in REGISTRATION_STATUSES}
+    )
     sent = [
         _send(run, c, lambda c=c: run.salesforce.apex_post(APEX_SESSION_REGISTRATION, c.request))
         for c in ready
@@ -331,6 +382,8 @@ def _not_draft(statuses: Mapping[str, Any], target_id: str) -> str | None:
     if target_id not in statuses:
         return "gone from Salesforce"
     status = statuses[target_id]
+    if status not in REGISTRATION_STATUSES:
+        return f"status read back is not a picklist value: {str(status)[:40]!r} (read again next run)"
     return None if status == "Draft" else f"no longer Draft: {status}"
 
 
@@ -454,11 +507,46 @@ def _send(run: _Run, candidate: Candidate, call: Callable[[], Any]) -> _Sent | N
     except (AuthenticationError, QuotaExhaustedError) as exc:
         _failed(run, candidate, action_id, exc, retriable=True)
         raise
+    except OutcomeUnknownError as exc:
+        return _read_back(run, candidate, action_id, exc)
     except ApiError as exc:
         return _failed(run, candidate, action_id, exc, retriable=True)
     journal.record_result(engine, action_id, "succeeded", response=response)
     run.report.count(kind, "succeeded")
     return _Sent(candidate, action_id, "succeeded")
+
+
+def _read_back(run: _Run, candidate: Candidate, action_id: str, exc: OutcomeUnknownError) -> _Sent | None:
+    """A send that may have been applied: the remote state says what happened, never a resend.
+
+    The same reads as the recovery of a crash after the send; if they fail too, the action stays
+    "sent" and the next run's recovery reads it.
+    """
+    kind = candidate.kind
+    log.warning("%s %s: %s", kind, candidate.target_id, exc)
+    run.report.count(kind, "outcome_unknown")
+    resolve = {SUBMIT: _recover_submit, END: _recover_end}[kind]
+    try:
+        state, error, retriable = resolve(run, candidate.target_id)
+    except (AuthenticationError, QuotaExhaustedError):
+        raise
+    except ApiError as read_exc:
+        log.warning(
+            "%s %s: left sent, to be read back by the next run: %s", kind, candidate.target_id, read_exc
+        )
+        run.report.count(kind, "unrecovered")
+        return None
+    note = f"{exc}; read back: {error}" if error else None
+    journal.record_result(
+        run.engine,
+        action_id,
+        state,
+        response={"recovered_from": "outcome unknown"},
+        error=note,
+        retriable=retriable,
+    )
+    run.report.count(kind, state)
+    return _Sent(candidate, action_id, state, note)
 
 
 def _failed(run: _Run, candidate: Candidate, action_id: str, exc: ApiError, *, retriable: bool) -> _Sent:

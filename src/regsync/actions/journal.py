@@ -158,6 +158,21 @@ def unresolved(engine: Engine, kinds: Iterable[str]) -> list[Action]:
         return [Action(*row) for row in connection.execute(query)]
 
 
+def unconfirmed_submits(engine: Engine) -> list[Action]:
+    """Submits journaled succeeded that no confirming read has looked at, oldest first.
+
+    A run that dies (or stops on an error) after a send but before its batch's confirming read
+    leaves them so; so does the recovery of a submit left "sent".
+    """
+    query = (
+        select(a.c.action_id, a.c.kind, a.c.target_id, a.c.state, a.c.request)
+        .where(a.c.kind == SUBMIT, a.c.state == "succeeded", a.c.confirmed_at.is_(None))
+        .order_by(a.c.planned_at, a.c.action_id)
+    )
+    with engine.connect() as connection:
+        return [Action(*row) for row in connection.execute(query)]
+
+
 def list_actions(
     engine: Engine,
     state: str | None = None,

@@ -8,6 +8,8 @@ failures such as bad credentials — an OAuth-style `{"error", "error_descriptio
 from __future__ import annotations
 
 import base64
+import math
+import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,13 +29,18 @@ from regsync.errors import (
     BusinessError,
     ConfigError,
     MalformedResponseError,
+    NotDeliveredError,
     RateLimitedError,
     RetriableApiError,
 )
+from regsync.logs import redact, secret_forms
 
 SERVICE = "checkfront"
 T = TypeVar("T")
 _ENVELOPE_KEYS = ("version", "request")
+# A booking code ("PIMS-270125") or id goes into the URL path: nothing that could leave its segment
+# ("/", "?", "#", "." and "..", which HTTP clients resolve) or be refused by the URL parser.
+_BOOKING_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _ssl_context(settings: CheckfrontSettings) -> ssl.SSLContext:
@@ -95,9 +102,15 @@ class CheckfrontClient:
         self.retry = retry
         self.usage = usage
         self.sleep = sleep
+        auth = _auth_headers(settings)
+        # An error body may echo the request (its Authorization header): never into our messages.
+        credentials = [
+            v.get_secret_value() for v in (settings.api_key, settings.api_secret, settings.token) if v
+        ]
+        self._secrets = secret_forms([*credentials, auth["Authorization"].partition(" ")[2]])
         self.http = httpx.Client(
             base_url=f"{settings.base_url}/api/3.0",
-            headers={"Accept": "application/json", **_auth_headers(settings)},
+            headers={"Accept": "application/json", **auth},
             timeout=settings.timeout_s,
             verify=_ssl_context(settings) if transport is None else True,
             transport=transport,
@@ -119,15 +132,27 @@ class CheckfrontClient:
         *,
         params: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
+        write: bool = False,
     ) -> dict[str, Any]:
-        """One call under the retry policy; returns the checked envelope."""
-        return call_with_retry(self.retry, lambda: self._once(method, path, params, data), sleep=self.sleep)
+        """One call under the retry policy; returns the checked envelope.
+
+        write: the call changes remote state; it is repeated only when it certainly was not applied
+        (regsync.clients.retry), otherwise OutcomeUnknownError is raised.
+        """
+        return call_with_retry(
+            self.retry, lambda: self._once(method, path, params, data), sleep=self.sleep, write=write
+        )
 
     def _once(
         self, method: str, path: str, params: dict[str, Any] | None, data: dict[str, Any] | None
     ) -> dict[str, Any]:
         try:
             response = self.http.request(method, path, params=params, data=data)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made: nothing was sent.
+            raise NotDeliveredError(
+                f"Checkfront {method} {path}: not sent ({type(exc).__name__})", service=SERVICE
+            ) from None
         except httpx.TimeoutException as exc:
             raise RetriableApiError(
                 f"Checkfront {method} {path}: timeout ({type(exc).__name__})", service=SERVICE
@@ -160,8 +185,8 @@ class CheckfrontClient:
             raise MalformedResponseError(f"{where}: expected a JSON object", status=status, service=SERVICE)
         if "error" in body and "request" not in body:
             # A "critical" error: no envelope, OAuth-style fields.
-            error = str(body.get("error"))
-            description = str(body.get("error_description", ""))
+            error = redact(str(body.get("error")), self._secrets)
+            description = redact(str(body.get("error_description", "")), self._secrets)
             cls = (
                 AuthenticationError if status in (401, 403) or error.startswith("invalid_") else BusinessError
             )
@@ -174,9 +199,9 @@ class CheckfrontClient:
         if request.get("status") != "OK":
             error = request.get("error") if isinstance(request.get("error"), dict) else {}
             raise BusinessError(
-                f"{where}: {error.get('title', 'error')}: {error.get('details', '')}",
+                redact(f"{where}: {error.get('title', 'error')}: {error.get('details', '')}", self._secrets),
                 status=status,
-                code=str(error.get("id", "error")),
+                code=redact(str(error.get("id", "error")), self._secrets),
                 service=SERVICE,
             )
         if status >= 400:
@@ -219,7 +244,7 @@ class CheckfrontClient:
 
     def end_booking_session(self, session_id: str) -> dict[str, Any]:
         """End (destroy) a booking session, releasing the seats it holds."""
-        return self.request("POST", "/booking/session/end", data={"session_id": session_id})
+        return self.request("POST", "/booking/session/end", data={"session_id": session_id}, write=True)
 
     # ------------------------------------------------------------------ bookings
     def booking_index_page(self, page: int, *, filters: dict[str, Any] | None = None) -> IndexPage:
@@ -234,12 +259,17 @@ class CheckfrontClient:
                 "Checkfront booking/index: not an object keyed by booking id", service=SERVICE
             )
         request = body["request"]
-        return IndexPage(
-            bookings=list(index.values()),
-            page=int(request.get("page", page)),
-            pages=int(request.get("pages", 1) or 1),
-            total_records=int(request.get("total_records", len(index)) or 0),
-        )
+        try:
+            return IndexPage(
+                bookings=list(index.values()),
+                page=int(request.get("page", page)),
+                pages=int(request.get("pages", 1) or 1),
+                total_records=int(request.get("total_records", len(index)) or 0),
+            )
+        except (TypeError, ValueError, OverflowError):
+            raise MalformedResponseError(
+                "Checkfront booking/index: page, pages or total_records is not a number", service=SERVICE
+            ) from None
 
     def iter_booking_index(
         self, *, filters: dict[str, Any] | None = None, start_page: int = 1
@@ -255,6 +285,12 @@ class CheckfrontClient:
 
     def get_booking(self, code_or_id: str) -> dict[str, Any] | None:
         """One booking by code or id, None when Checkfront does not know it."""
+        if not isinstance(code_or_id, str) or not _BOOKING_REF.fullmatch(code_or_id):
+            raise BusinessError(
+                f"Checkfront booking: {str(code_or_id)[:70]!r} is not a booking code or id",
+                code="invalid_booking_ref",
+                service=SERVICE,
+            )
         try:
             body = self.request("GET", f"/booking/{code_or_id}")
         except BusinessError as exc:
@@ -270,6 +306,7 @@ class CheckfrontClient:
 
 def _retry_after(value: str | None) -> float | None:
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return None if seconds is None or math.isnan(seconds) else seconds  # no sleep(nan) later

@@ -8,6 +8,7 @@ INVALID_SESSION_ID (a token is never captured once for a whole long run) and lea
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import jwt
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
@@ -30,12 +32,14 @@ from regsync.errors import (
     BusinessError,
     ConfigError,
     MalformedResponseError,
+    NotDeliveredError,
     QueryLocatorError,
     QueryTimeoutError,
     QuotaExhaustedError,
     RateLimitedError,
     RetriableApiError,
 )
+from regsync.logs import redact, secret_forms
 
 T = TypeVar("T")
 SERVICE = "salesforce"
@@ -90,6 +94,7 @@ class TokenProvider:
         self.usage = usage
         self._token: Token | None = None
         self._lock = threading.Lock()
+        self.secrets = secret_forms(_configured_secrets(settings))
 
     def current(self) -> Token:
         with self._lock:
@@ -131,20 +136,32 @@ class TokenProvider:
             )
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise MalformedResponseError(
                 "Salesforce login answered a body that is not JSON", service=SERVICE
             ) from None
+        if not isinstance(body, dict):
+            body = {}
         if response.status_code != 200 or "access_token" not in body:
-            error = body.get("error", "unknown_error") if isinstance(body, dict) else "unknown_error"
-            description = body.get("error_description", "") if isinstance(body, dict) else ""
+            # An error body may echo the login form: password, client secret (URL-encoded).
+            error = redact(str(body.get("error", "unknown_error")), self.secrets)
+            description = redact(str(body.get("error_description", "")), self.secrets)
             raise AuthenticationError(
                 f"Salesforce refused the {s.auth} login: {error} ({description})",
                 status=response.status_code,
                 code=str(error),
                 service=SERVICE,
             )
-        return Token(body["access_token"], body.get("instance_url") or s.instance_url, time.time())
+        token, instance = body["access_token"], body.get("instance_url") or s.instance_url
+        # The token is sent to instance_url from now on: only to an https URL, never in clear text.
+        if not (
+            isinstance(token, str) and token and isinstance(instance, str) and instance.startswith("https://")
+        ):
+            raise MalformedResponseError(
+                "Salesforce login answered without a usable access_token and https instance_url",
+                service=SERVICE,
+            )
+        return Token(token, instance, time.time())
 
     def _grant_form(self) -> dict[str, str]:
         s = self.settings
@@ -246,8 +263,13 @@ class SalesforceClient:
                 self._clients[token.access_token] = client
             return client
 
-    def _call(self, name: str, fn: Callable[[Salesforce], T]) -> T:
-        """Run one call: retry policy outside, one re-authentication on an expired session inside."""
+    def _call(self, name: str, fn: Callable[[Salesforce], T], *, write: bool = False) -> T:
+        """Run one call: retry policy outside, one re-authentication on an expired session inside.
+
+        write: the call changes remote state; it is repeated only when it certainly was not
+        applied (regsync.clients.retry). A 401 is refused before Apex runs: the resend after
+        re-authenticating is safe.
+        """
 
         def attempt() -> T:
             self.usage.check()  # stop before a call, never after one whose answer we would drop
@@ -260,23 +282,33 @@ class SalesforceClient:
                 token = self.tokens.renew(token)
                 return self._classified(name, lambda: fn(self._client(token)))
 
-        return call_with_retry(self.retry, attempt, sleep=self.sleep)
+        return call_with_retry(self.retry, attempt, sleep=self.sleep, write=write)
 
     def _classified(self, name: str, fn: Callable[[], T]) -> T:
         try:
             result = fn()
         except SalesforceError as exc:
             raise self._classify(name, exc.status, exc.content) from None
-        except requests.exceptions.JSONDecodeError:
-            raise MalformedResponseError(
-                f"Salesforce {name}: the body is not JSON", service=SERVICE
-            ) from None
+        except (ValueError, RecursionError) as exc:
+            # A body that is not JSON (or nested past the parser), or a header simple-salesforce
+            # cannot read (its Sforce-Limit-Info parser calls int() on any digits it finds).
+            what = "the body is not JSON"
+            if not isinstance(exc, requests.exceptions.JSONDecodeError):
+                what = f"the answer cannot be read ({type(exc).__name__})"
+            raise MalformedResponseError(f"Salesforce {name}: {what}", service=SERVICE) from None
         except requests.RequestException as exc:
+            if _not_sent(exc):
+                raise NotDeliveredError(
+                    f"Salesforce {name}: not sent ({type(exc).__name__})", service=SERVICE
+                ) from None
             raise RetriableApiError(f"Salesforce {name}: {type(exc).__name__}", service=SERVICE) from None
         return result
 
     def _classify(self, name: str, status: int, content: Any) -> ApiError:
         code, message = _first_error(content)
+        # An error body may echo the request (its Authorization header): never into our messages.
+        message = redact(message, self.tokens.secrets)
+        code = redact(code, self.tokens.secrets) if isinstance(code, str) else code
         last = getattr(self._local, "last", None)
         retry_after = _retry_after(last.headers.get("Retry-After")) if last is not None else None
         text = f"Salesforce {name}: {code or status}: {message}"
@@ -340,20 +372,58 @@ class SalesforceClient:
                 )
             return answer
 
-        return self._call("apexecute", post)
+        return self._call("apexecute", post, write=True)
 
     def limits(self) -> dict[str, Any]:
         """The org's /limits document."""
         return self._call("limits", lambda sf: sf.limits())
 
 
+def _not_sent(exc: requests.RequestException) -> bool:
+    """The request never left: a connect timeout, or a connection refused or unresolvable.
+
+    requests wraps a connection cut *after* sending (RemoteDisconnected) in ConnectionError too, so
+    only urllib3's NewConnectionError under it proves nothing was sent.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError) or not exc.args:
+        return False
+    reason = getattr(exc.args[0], "reason", exc.args[0])
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
 def _page(body: Any) -> QueryPage:
     if not isinstance(body, dict) or not isinstance(body.get("records"), list) or "done" not in body:
         raise MalformedResponseError("Salesforce query: the answer is not a query result", service=SERVICE)
-    next_url = body.get("nextRecordsUrl") if not body["done"] else None
-    return QueryPage(
-        records=body["records"], total_size=int(body.get("totalSize", 0)), next_records_url=next_url
-    )
+    done, next_url = body["done"], body.get("nextRecordsUrl")
+    # A page that is not the last must say where the rest is: else paging would stop silently.
+    if not isinstance(done, bool) or (not done and not (isinstance(next_url, str) and next_url)):
+        raise MalformedResponseError(
+            "Salesforce query: done/nextRecordsUrl do not say where the rest is", service=SERVICE
+        )
+    try:
+        total = int(body.get("totalSize", 0))
+    except (TypeError, ValueError, OverflowError):
+        raise MalformedResponseError("Salesforce query: totalSize is not a number", service=SERVICE) from None
+    return QueryPage(records=body["records"], total_size=total, next_records_url=None if done else next_url)
+
+
+def _configured_secrets(settings: SalesforceSettings) -> list[str]:
+    """The secrets of the configured login, and the password+token pair the password grant sends."""
+    values = [
+        value.get_secret_value()
+        for value in (
+            settings.password,
+            settings.security_token,
+            settings.consumer_secret,
+            settings.session_id,
+        )
+        if value is not None and value.get_secret_value()
+    ]
+    if settings.password is not None and settings.security_token is not None:
+        values.append(settings.password.get_secret_value() + settings.security_token.get_secret_value())
+    return values
 
 
 def _first_error(content: Any) -> tuple[str | None, str]:
@@ -369,9 +439,10 @@ def _first_error(content: Any) -> tuple[str | None, str]:
 
 def _retry_after(value: str | None) -> float | None:
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return None if seconds is None or math.isnan(seconds) else seconds  # no sleep(nan) later
 
 
 def _json_or_text(response: requests.Response) -> Any:

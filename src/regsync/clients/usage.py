@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from regsync.errors import QuotaExhaustedError
 
 _PART = re.compile(
-    r"^\s*(?P<name>[a-z-]+)\s*=\s*(?P<used>\d+)\s*/\s*(?P<max>\d+)\s*(?:\((?P<extra>[^)]*)\))?\s*$"
+    r"^\s*(?P<name>[a-z-]+)\s*=\s*(?P<used>[0-9]{1,18})\s*/\s*(?P<max>[0-9]{1,18})\s*(?:\((?P<extra>[^)]*)\))?\s*$"
 )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, and_, or_, select, tuple_, update
 
 from regsync.clients.checkfront import BookingSessionRead
@@ -29,6 +30,7 @@ from regsync.normalize.checkfront import (
 from regsync.warehouse.archive import (
     archive,
     open_quarantined,
+    open_quarantined_payloads,
     quarantine_records,
     record_key,
     resolve_quarantined,
@@ -220,7 +222,7 @@ def pull_bookings(ctx: PullContext) -> StreamResult:
     result = StreamResult("bookings")
     with ctx.engine.connect() as connection:
         state = read_state(connection, "bookings")
-        quarantined = open_quarantined(connection, BOOKINGS_SOURCE)
+        quarantined = open_quarantined_payloads(connection, BOOKINGS_SOURCE)
     checkpoint = state.checkpoint or {}
     if checkpoint.get("since") is not None:
         since = int(checkpoint["since"])
@@ -273,7 +275,29 @@ def _index_entry(booking: dict[str, Any]) -> dict[str, Any]:
     return entry | {"summary": booking.get("summary")}
 
 
-def retry_quarantined_bookings(ctx: PullContext, result: StreamResult, refs: list[str]) -> None:
+def _booking_ref(record_id: str, payload: str) -> str | None:
+    """What to ask GET /booking/{ref} for a quarantined index entry: its id, else its code.
+
+    Taken from the payload by type (a spoiled field has the wrong JSON type), not from the record
+    id, which may be a spoiled id read as text.
+    """
+    try:
+        entry = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        entry = None
+    if isinstance(entry, dict):
+        booking_id, code = entry.get("booking_id"), entry.get("code")
+        if isinstance(booking_id, int) and not isinstance(booking_id, bool) and booking_id > 0:
+            return str(booking_id)
+        if isinstance(booking_id, str) and booking_id.isascii() and booking_id.isdigit():
+            return booking_id
+        if isinstance(code, str) and _BOOKING_REF.fullmatch(code):
+            return code
+        return None
+    return record_id if _BOOKING_REF.fullmatch(record_id) else None
+
+
+def retry_quarantined_bookings(ctx: PullContext, result: StreamResult, quarantined: dict[str, str]) -> None:
     """Read again, one by one, index entries of earlier runs that were quarantined.
 
     The index cannot be asked for one booking, and a spoiled entry's booking need not change
@@ -281,37 +305,77 @@ def retry_quarantined_bookings(ctx: PullContext, result: StreamResult, refs: lis
     Checkfront no longer knows is resolved as gone.
     """
     assert ctx.checkfront is not None
-    refs = [r for r in refs if _BOOKING_REF.fullmatch(r)]
-    for start in range(0, len(refs), CHUNK):
-        chunk = refs[start : start + CHUNK]
-        entries, gone = [], []
-        for ref, answer in zip(
-            chunk, ctx.checkfront.concurrently(ctx.checkfront.get_booking, chunk), strict=True
-        ):
+    refs = {rid: ref for rid, payload in quarantined.items() if (ref := _booking_ref(rid, payload))}
+    ids = sorted(refs)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        answers = ctx.checkfront.concurrently(ctx.checkfront.get_booking, [refs[rid] for rid in chunk])
+        entries, gone, loaded = [], [], {}
+        for record_id, answer in zip(chunk, answers, strict=True):
             if isinstance(answer, ApiError):
                 result.counts["errors"] += 1
-                log.warning("bookings: quarantined booking %s could not be read again: %s", ref, answer)
+                log.warning(
+                    "bookings: quarantined booking %s could not be read again: %s", refs[record_id], answer
+                )
             elif answer is None:
-                gone.append(ref)
+                gone.append(record_id)
             else:
                 entries.append(_index_entry(answer))
+                loaded[record_id] = answer.get("booking_id")
         with ctx.engine.begin() as connection:
             result.counts.update(load_booking_index_page(connection, entries, ctx.now(), ctx.run_id))
-            resolve_quarantined(connection, BOOKINGS_SOURCE, gone, ctx.now())
+            present = set(
+                connection.execute(
+                    select(bookings.c.booking_id).where(
+                        bookings.c.booking_id.in_([b for b in loaded.values() if isinstance(b, int)])
+                    )
+                ).scalars()
+            )
+            done = [rid for rid, booking_id in loaded.items() if booking_id in present]
+            resolve_quarantined(connection, BOOKINGS_SOURCE, gone + done, ctx.now())
         result.counts["quarantine_retried"] += len(chunk)
+
+
+def _unique_codes(
+    connection: Connection, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """Rows whose booking code no other booking holds (in the page or the warehouse), and the rest.
+
+    A code names one booking: registrations find their booking by it. Two bookings with one code
+    cannot both be right, so the later one waits in quarantine rather than failing the page.
+    """
+    holder: dict[str, int] = {}
+    codes = sorted({row["code"] for row in rows})
+    for start in range(0, len(codes), 500):
+        query = select(bookings.c.code, bookings.c.booking_id).where(
+            bookings.c.code.in_(codes[start : start + 500])
+        )
+        holder.update({code: booking_id for code, booking_id in connection.execute(query)})
+    kept, rejected = [], []
+    for row in rows:
+        owner = holder.setdefault(row["code"], row["booking_id"])
+        if owner == row["booking_id"]:
+            kept.append(row)
+        else:
+            rejected.append((row, f"booking code {row['code']!r} already belongs to booking {owner}"))
+    return kept, rejected
 
 
 def load_booking_index_page(
     connection: Connection, entries: list[dict[str, Any]], now: datetime, run_id: str | None
 ) -> Counter[str]:
     counts: Counter[str] = Counter()
-    rows, rejected = [], []
+    rows, rejected, raw = [], [], {}
     for entry in entries:
         try:
             rows.append(normalize_booking_index_entry(entry, now))
         except RecordRejected as exc:
             rejected.append((record_key(entry, "booking_id", "code"), entry, str(exc)))
+        else:
+            raw[rows[-1]["booking_id"]] = entry
     rows = list({r["booking_id"]: r for r in rows}.values())
+    rows, taken = _unique_codes(connection, rows)
+    rejected += [(str(row["booking_id"]), raw[row["booking_id"]], reason) for row, reason in taken]
     # Quarantined under its id, or under its code when the id was the broken part.
     loaded = [key for row in rows for key in (str(row["booking_id"]), row["code"])]
     resolve_quarantined(connection, BOOKINGS_SOURCE, loaded, now)

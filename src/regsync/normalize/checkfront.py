@@ -88,7 +88,7 @@ def _session_line(session_id: str, line_id: str, line: Any) -> dict[str, Any]:
         raise RecordRejected("must be an object", field=where)
     rate = line.get("rate") if isinstance(line.get("rate"), dict) else {}
     date = line.get("date") if isinstance(line.get("date"), dict) else {}
-    item_id = coerce.integer(line.get("item_id"), f"{where}.item_id")
+    item_id = coerce.integer(line.get("item_id"), f"{where}.item_id", maximum=coerce.INT64_MAX)
     qty = coerce.integer(rate.get("qty", line.get("qty")), f"{where}.rate.qty")
     opt = line.get("opt")
     return {
@@ -110,9 +110,10 @@ def normalize_booking_index_entry(entry: dict[str, Any], synced_at: datetime) ->
     """One entry of `booking/index`."""
     if not isinstance(entry, dict):
         raise RecordRejected("booking index entry is not an object")
-    booking_id = coerce.integer(entry.get("booking_id"), "booking_id")
+    booking_id = coerce.integer(entry.get("booking_id"), "booking_id", maximum=coerce.INT64_MAX)
     status_id = coerce.text(entry.get("status_id"), "status_id", optional=False, max_length=16)
-    if not status_id or not status_id.replace("_", "").isalnum():
+    # ASCII only: upper() of "ﬃ" is "FFI", three times longer than the column allows.
+    if not status_id or not status_id.isascii() or not status_id.replace("_", "").isalnum():
         raise RecordRejected(f"not a booking status: {status_id!r}", field="status_id")
     return {
         "booking_id": booking_id,
@@ -135,7 +136,7 @@ def normalize_booking_lines(booking: dict[str, Any]) -> tuple[int, list[dict[str
     """The line items of a booking (`booking.order.items` of GET /booking/{id})."""
     if not isinstance(booking, dict):
         raise RecordRejected("booking is not an object")
-    booking_id = coerce.integer(booking.get("booking_id"), "booking_id")
+    booking_id = coerce.integer(booking.get("booking_id"), "booking_id", maximum=coerce.INT64_MAX)
     assert booking_id is not None
     order = booking.get("order")
     if not isinstance(order, dict):
@@ -148,15 +149,22 @@ def normalize_booking_lines(booking: dict[str, Any]) -> tuple[int, list[dict[str
     if len(items) > MAX_LINES:
         raise RecordRejected(f"more than {MAX_LINES} lines", field="order.items")
     lines = []
+    seen: set[str] = set()
     for index, item in enumerate(items):
         where = f"order.items[{index}]"
         if not isinstance(item, dict):
             raise RecordRejected("must be an object", field=where)
+        line_id = _booking_line_id(item.get("line_id"), index + 1, f"{where}.line_id")
+        if line_id in seen:  # (booking_id, line_id) is the table's primary key
+            raise RecordRejected(f"line_id {line_id!r} appears twice", field=f"{where}.line_id")
+        seen.add(line_id)
         lines.append(
             {
                 "booking_id": booking_id,
-                "line_id": str(item.get("line_id", index + 1)),
-                "item_id": str(coerce.integer(item.get("item_id"), f"{where}.item_id")),
+                "line_id": line_id,
+                "item_id": str(
+                    coerce.integer(item.get("item_id"), f"{where}.item_id", maximum=coerce.INT64_MAX)
+                ),
                 "sku": coerce.text(item.get("sku"), f"{where}.sku"),
                 "qty": coerce.integer(item.get("qty"), f"{where}.qty"),
                 "total": coerce.money(item.get("total"), f"{where}.total"),
@@ -168,3 +176,14 @@ def normalize_booking_lines(booking: dict[str, Any]) -> tuple[int, list[dict[str
             }
         )
     return booking_id, lines
+
+
+def _booking_line_id(value: Any, position: int, field: str) -> str:
+    """A booking line's id: as sent (an integer or short text), or its position when absent."""
+    if value is None:
+        value = position
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    line_id = coerce.text(value, field, optional=False, max_length=16)
+    assert line_id is not None
+    return line_id

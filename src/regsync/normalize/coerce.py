@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 from regsync.errors import RecordRejected
 
 MAX_TEXT = 131_072  # the longest Salesforce long-text area
+INT32_MAX = 2**31 - 1  # an Integer column
+INT64_MAX = 2**63 - 1  # a BigInteger column
+_INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only: "²".isdigit() is True, int("²") fails
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def sf_datetime(value: Any, field: str) -> datetime:
@@ -24,7 +29,10 @@ def sf_datetime(value: Any, field: str) -> datetime:
         raise RecordRejected(f"not a datetime: {value[:40]!r}", field=field) from None
     if moment.tzinfo is None:
         raise RecordRejected("datetime without a time zone", field=field)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise RecordRejected(f"datetime out of range: {value[:40]!r}", field=field) from None
 
 
 def epoch(value: Any, field: str, *, optional: bool = False) -> datetime | None:
@@ -33,7 +41,7 @@ def epoch(value: Any, field: str, *, optional: bool = False) -> datetime | None:
         return None
     if isinstance(value, bool):
         raise RecordRejected("expected unix seconds, got a boolean", field=field)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value)
     if not isinstance(value, int | float):
         raise RecordRejected(f"expected unix seconds, got {_kind(value)}", field=field)
@@ -63,17 +71,19 @@ def money(value: Any, field: str, *, optional: bool = True) -> Decimal | None:
     return amount
 
 
-def integer(value: Any, field: str, *, optional: bool = False) -> int | None:
+def integer(value: Any, field: str, *, optional: bool = False, maximum: int = INT32_MAX) -> int | None:
+    """An int, an integral float or a numeric string, within the column's range (+-maximum)."""
     if value is None and optional:
         return None
     if isinstance(value, bool):
         raise RecordRejected("expected an integer, got a boolean", field=field)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    integral = isinstance(value, float) and value.is_integer()
+    if integral or (isinstance(value, str) and _INTEGER.fullmatch(value.strip())):
+        value = int(value)
     if not isinstance(value, int):
         raise RecordRejected(f"expected an integer, got {_kind(value)}", field=field)
+    if not -maximum - 1 <= value <= maximum:
+        raise RecordRejected(f"integer out of range: {value}", field=field)
     return value
 
 
@@ -86,6 +96,13 @@ def text(value: Any, field: str, *, optional: bool = True, max_length: int = 255
         raise RecordRejected(f"expected text, got {_kind(value)}", field=field)
     if len(value) > max_length:
         raise RecordRejected(f"text longer than {max_length} characters", field=field)
+    if "\x00" in value:
+        raise RecordRejected("text holds a NUL character", field=field)  # PostgreSQL text cannot
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RecordRejected("text holds unpaired surrogates (not Unicode)", field=field) from None
     return value
 
 

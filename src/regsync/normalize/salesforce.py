@@ -145,8 +145,10 @@ def normalize_session(record: dict[str, Any], fields: SessionFields) -> dict[str
     if not isinstance(record, dict):
         raise RecordRejected("record is not an object")
     item = record.get(fields.checkfront_item) if fields.checkfront_item else None
-    if isinstance(item, int | float) and not isinstance(item, bool):
-        item = str(int(item))
+    if isinstance(item, float) and item.is_integer():  # int(nan) and int(inf) raise; 1.5 is no item id
+        item = int(item)
+    if isinstance(item, int) and not isinstance(item, bool):
+        item = str(item)
     return {
         "id": coerce.sf_id(record.get("Id"), "Id"),
         "name": coerce.text(record.get("Name"), "Name"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select
 
+from regsync.config import write_private_file
 from regsync.reconcile.report import ReportRow, record_link, stamp, summary_frame
 from regsync.reconcile.rules import CODES, ReconcileSettings
 from regsync.warehouse.reconcile_tables import reconcile_runs
@@ -183,6 +184,6 @@ def render_html(
 
 
 def write_html(path: Path, document: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(document, encoding="utf-8")
+    """The report, owner-only: it names records, bookings and carts."""
+    write_private_file(path, document)
     return path

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import pandas as pd
 from sqlalchemy import Connection, case, or_, select
 
+from regsync.config import write_private_file
 from regsync.reconcile.rules import RULES, ReconcileSettings, severity_of, sort_key
 from regsync.warehouse.reconcile_tables import mismatches
 
@@ -158,8 +159,8 @@ def summary_frame(rows: Sequence[ReportRow], settings: ReconcileSettings) -> pd.
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """UTF-8, "\\n" line ends, no index, every text cell neutralised."""
-    frame.map(neutralise).to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    """UTF-8, "\\n" line ends, no index, every text cell neutralised; owner-only (record ids, carts)."""
+    write_private_file(path, frame.map(neutralise).to_csv(index=False, lineterminator="\n"))
     return path
 
 
@@ -172,7 +173,7 @@ def write_csv_reports(
     registration_object: str,
 ) -> list[Path]:
     """mismatches.csv, summary.csv and diff.csv in out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return [
         write_csv(mismatches_frame(rows, instance_url, registration_object), out_dir / "mismatches.csv"),
         write_csv(summary_frame(rows, settings), out_dir / "summary.csv"),

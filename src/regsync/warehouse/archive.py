@@ -143,6 +143,16 @@ def open_quarantined(connection: Connection, source: str) -> list[str]:
     return list(connection.execute(query).scalars())
 
 
+def open_quarantined_payloads(connection: Connection, source: str) -> dict[str, str]:
+    """Record id -> the latest payload quarantined for it, of records of `source` not loaded since."""
+    query = (
+        select(quarantine.c.record_id, quarantine.c.payload)
+        .where(quarantine.c.source == source, quarantine.c.resolved_at.is_(None))
+        .order_by(quarantine.c.record_id, quarantine.c.quarantined_at)
+    )
+    return {record_id: payload for record_id, payload in connection.execute(query)}
+
+
 def resolve_quarantined(connection: Connection, source: str, record_ids: Iterable[str], at: datetime) -> int:
     """Close the open quarantine rows of records that loaded (or are gone at the source)."""
     ids = sorted({storable(str(i))[:64] for i in record_ids})

@@ -27,7 +27,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for the warehouse URL (sqlite:///file.db or postgresql+psycopg://...)."""
     path = _sqlite_file(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a directory it creates: owner-only
         if not path.exists():
             # The warehouse holds attendee data: owner-only from the first byte.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, stat.S_IRUSR | stat.S_IWUSR))

@@ -1,0 +1,171 @@
+"""Break regsync on purpose and count what survived: faults, kills, overlaps, hostile input, leaks.
+
+One command runs the five harnesses of src/regsync/testing/ (the same ones tests/reliability/
+runs in a bounded form) and prints what each did; the last line is one JSON object with at
+least soak_runs, faults_injected, crash_iterations, concurrent_runs, hostile_inputs,
+records_lost, records_duplicated, writes_sent_twice, secrets_leaked. The exit code is 1 when any
+of the last four is not zero.
+
+    python bench/reliability.py [--quick] [--db sqlite|postgresql|both] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import bench_warehouse_url, emit
+
+from regsync.testing.concurrency import run_concurrency
+from regsync.testing.crash import run_crash_resume
+from regsync.testing.hostile import run_hostile
+from regsync.testing.leaks import run_leak_scan
+from regsync.testing.soak import run_soak
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How hard each harness pushes: --quick for a few minutes, the default for a longer soak."""
+
+    soak_runs: int
+    soak_registrations: int
+    crash_iterations: int
+    crash_registrations: int
+    concurrency_rounds: int
+    concurrency_registrations: int
+    hostile_examples: int
+    leak_registrations: int
+
+
+QUICK = Sizes(2, 300, 4, 1500, 1, 300, 100, 150)
+FULL = Sizes(10, 400, 12, 3000, 3, 1000, 1000, 300)
+
+
+# The harnesses run once per database, each with the sizes it takes from Sizes.
+PER_DATABASE: tuple[tuple[str, str, Callable[..., Any], Callable[[Sizes], dict[str, int]]], ...] = (
+    ("soak", "fault soak", run_soak, lambda s: {"runs": s.soak_runs, "registrations": s.soak_registrations}),
+    (
+        "crash",
+        "crash/resume",
+        run_crash_resume,
+        lambda s: {"iterations": s.crash_iterations, "registrations": s.crash_registrations},
+    ),
+    (
+        "concurrency",
+        "concurrency",
+        run_concurrency,
+        lambda s: {"rounds": s.concurrency_rounds, "registrations": s.concurrency_registrations},
+    ),
+)
+# Per-run and per-process detail: in the harnesses' reports, not on the terminal.
+VERBOSE = frozenset({"per_run", "details", "runs", "by_entity", "faults_by_endpoint", "endpoints_called"})
+
+
+def _timed(label: str, call: Callable[[], Any]) -> dict[str, Any]:
+    print(f"== {label}", flush=True)
+    started = time.perf_counter()
+    figures = call().as_dict()
+    figures.setdefault("seconds", round(time.perf_counter() - started, 1))
+    for key, value in figures.items():
+        if key not in VERBOSE and not (isinstance(value, list) and not value):
+            print(f"   {key}: {value}", flush=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a bounded run of a few minutes")
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    databases = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
+    started = time.perf_counter()
+    results: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="regsync-reliability-") as scratch, ExitStack() as stack:
+        root = Path(scratch)
+        for db in databases:
+            for name, label, harness, sized in PER_DATABASE:
+                work = root / db / name
+                work.mkdir(parents=True)
+                url = stack.enter_context(bench_warehouse_url(db, work))
+                run = partial(
+                    harness, **sized(sizes), seed=args.seed, warehouse_url=url, workdir=work / "run"
+                )
+                results.setdefault(name, []).append(_timed(f"{label} on {db}", run))
+        hostile = partial(run_hostile, examples=sizes.hostile_examples, seed=args.seed)
+        results["hostile"] = [_timed("hostile input", hostile)]
+        leaks = partial(run_leak_scan, workdir=root / "leaks", registrations=sizes.leak_registrations)
+        results["leaks"] = [_timed("secrets", leaks)]
+
+    def total(section: str, key: str) -> int:
+        return sum(int(figures.get(key, 0) or 0) for figures in results.get(section, []))
+
+    faults: Counter[str] = Counter()
+    for figures in results["soak"]:
+        faults.update(figures.get("faults_injected", {}))
+    lost = sum(total(s, "records_lost") for s in ("soak", "crash", "concurrency"))
+    duplicated = sum(total(s, "records_duplicated") for s in ("soak", "crash"))
+    duplicated += total("concurrency", "duplicate_rows")
+    differences = sum(total(s, "differences") for s in ("soak", "crash", "concurrency"))
+    twice = sum(total(s, "writes_sent_twice") for s in ("soak", "crash", "concurrency"))
+    # Anything else a harness counts as wrong: a traceback, an unexpected exit, a write missing or
+    # unexpected, a quarantined record never recovered, a problem the soak could not explain.
+    crashes = sum(
+        len(figures.get(key) or [])
+        for section in ("soak", "crash", "concurrency")
+        for figures in results[section]
+        for key in ("crashes", "tracebacks", "unexpected_exits")
+    )
+    other = sum(
+        total("soak", key)
+        for key in ("writes_missing", "writes_unexpected", "quarantined_not_recovered", "unexplained")
+    )
+    summary = {
+        "quick": args.quick,
+        "databases": list(databases),
+        "soak_runs": total("soak", "runs"),
+        "faults_injected": sum(faults.values()),
+        "faults_by_kind": dict(sorted(faults.items())),
+        "crash_iterations": total("crash", "iterations"),
+        "concurrent_runs": total("concurrency", "concurrent_runs"),
+        "hostile_inputs": total("hostile", "inputs_tried"),
+        "hostile_failures": total("hostile", "failures"),
+        "records_compared": total("soak", "records_compared") + total("crash", "records_compared"),
+        "records_lost": lost,
+        "records_duplicated": duplicated,
+        "differences": differences,
+        "writes_sent_twice": twice,
+        "crashes": crashes,
+        "other_problems": other,
+        "secrets_checked": total("leaks", "secrets"),
+        "artifacts_scanned": total("leaks", "artifacts_scanned"),
+        "secrets_leaked": total("leaks", "secrets_leaked"),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    emit(summary)
+    bad = (
+        "records_lost",
+        "records_duplicated",
+        "differences",
+        "writes_sent_twice",
+        "secrets_leaked",
+        "crashes",
+        "other_problems",
+    )
+    if any(summary[key] for key in bad) or summary["hostile_failures"]:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
