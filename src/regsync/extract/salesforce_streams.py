@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Table, select
 
 from regsync.config import Settings
 from regsync.errors import RecordRejected
+from regsync.normalize.coerce import sf_datetime
 from regsync.normalize.salesforce import (
     normalize_registration,
     normalize_session,
@@ -45,12 +46,37 @@ class SoqlStream:
         return f"salesforce.{self.name}"
 
 
-def _fresh(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _stored_stamps(connection: Connection, table: Table, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Id -> SystemModstamp the warehouse holds, for the records of one page."""
+    ids = [r["Id"] for r in records if isinstance(r, dict) and isinstance(r.get("Id"), str)]
+    if not ids:
+        return {}
+    query = select(table.c.id, table.c.system_modstamp).where(table.c.id.in_(ids))
+    return {ident: stamp for ident, stamp in connection.execute(query)}
+
+
+def _changed(records: list[dict[str, Any]], stored: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records the warehouse does not hold at this SystemModstamp.
+
+    Salesforce moves SystemModstamp on every change, so a record read again at the stamp the
+    warehouse has (the lookback re-reads the last minutes on every run) is not normalized,
+    archived or written again: a no-change run costs the reads, not the writes.
+    """
+    changed = []
+    for record in records:
+        stamp = stored.get(record.get("Id")) if isinstance(record, dict) else None
+        if stamp is not None:
+            try:
+                if sf_datetime(record.get("SystemModstamp"), "SystemModstamp") == stamp:
+                    continue
+            except RecordRejected:
+                pass
+        changed.append(record)
+    return changed
+
+
+def _fresh(rows: list[dict[str, Any]], stored: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows not older than what the warehouse holds (a late page never undoes a newer read)."""
-    if not rows:
-        return rows
-    query = select(table.c.id, table.c.system_modstamp).where(table.c.id.in_([r["id"] for r in rows]))
-    stored = {ident: stamp for ident, stamp in connection.execute(query)}
     return [r for r in rows if r["id"] not in stored or stored[r["id"]] <= r["system_modstamp"]]
 
 
@@ -65,6 +91,8 @@ def load_registrations(
     counts: Counter[str] = Counter()
     rows, attendees, sessions, rejected = [], [], [], []
     by_id: dict[str, Any] = {}
+    stored = _stored_stamps(connection, registrations, records)
+    records = _changed(records, stored)
     for record in records:
         try:
             shaped = normalize_registration(record, fields)
@@ -74,7 +102,7 @@ def load_registrations(
         row = {**shaped.registration, "synced_at": now}
         by_id[row["id"]] = shaped
         rows.append(row)
-    rows = _fresh(connection, registrations, list({r["id"]: r for r in rows}.values()))
+    rows = _fresh(list({r["id"]: r for r in rows}.values()), stored)
     for row in rows:
         attendees += by_id[row["id"]].attendees
         sessions += by_id[row["id"]].attendee_sessions
@@ -101,13 +129,15 @@ def load_sessions(
     fields = settings.salesforce.session_fields
     counts: Counter[str] = Counter()
     rows, rejected = [], []
+    stored = _stored_stamps(connection, sf_sessions, records)
+    records = _changed(records, stored)
     for record in records:
         try:
             rows.append({**normalize_session(record, fields), "synced_at": now})
         except RecordRejected as exc:
             rejected.append((record_key(record, "Id"), record, str(exc)))
     resolve_quarantined(connection, "salesforce.sessions", (r["id"] for r in rows), now)
-    rows = _fresh(connection, sf_sessions, list({r["id"]: r for r in rows}.values()))
+    rows = _fresh(list({r["id"]: r for r in rows}.values()), stored)
     upsert(connection, sf_sessions, rows, newer_by="system_modstamp")
     counts["rows"] += len(rows)
     archive(connection, "salesforce.sessions", ((record_key(r, "Id"), r) for r in records), now)
