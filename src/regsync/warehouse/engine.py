@@ -36,6 +36,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     is_sqlite = url.startswith("sqlite")
     if is_sqlite:
         kwargs.setdefault("connect_args", {"timeout": 30})
+    elif url.startswith("postgresql+psycopg"):
+        # No server-side prepared statements: psycopg prepares a statement after 5 runs, and a
+        # generic plan made while a first sync was filling an empty table (a sequential scan)
+        # stays cached on the pooled connection for the rest of the load. Planning per statement
+        # costs well under a millisecond on our batched statements.
+        kwargs.setdefault("connect_args", {"prepare_threshold": None})
     engine = create_engine(url, **kwargs)
     if is_sqlite:
 
