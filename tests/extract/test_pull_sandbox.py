@@ -103,8 +103,14 @@ def test_no_change_run_costs_almost_nothing(sandbox: Sandbox, engine: Engine) ->
     settings = sandbox.settings()
     assert run_pull(settings, engine=engine, **NO_SLEEP).outcome == "ok"
     sandbox.clear_requests()
+    with engine.connect() as connection:
+        synced = dict(connection.execute(select(registrations.c.id, registrations.c.synced_at)).all())
     again = run_pull(settings, engine=engine, **NO_SLEEP)
     assert again.outcome == "ok"
+    # The lookback reads the newest rows again; unchanged, they are not written again.
+    assert again.totals()["registrations.rows"] == 0
+    with engine.connect() as connection:
+        assert dict(connection.execute(select(registrations.c.id, registrations.c.synced_at)).all()) == synced
     endpoints = [r.endpoint for r in sandbox.requests]
     assert endpoints.count("salesforce.query") == 2  # Sessions and registrations: one empty page each
     assert "checkfront.booking.get" not in endpoints
