@@ -156,6 +156,8 @@ def run_reconcile(
         counts = {code: tally[code] for code in CODES}
         diff = record_mismatches(connection, found, run_id, now)
         _record_run(connection, run_id, now, counts, diff)
+        total = len(found)
+        del found  # recorded: the reports read the rows back, so both need not be held at once
         rows = load_rows(connection, run_id)
         if fmt in ("csv", "both"):
             paths += write_csv_reports(rows, settings, out_dir, **links)
@@ -167,7 +169,7 @@ def run_reconcile(
         run_id=run_id,
         at=now,
         counts=counts,
-        total=len(found),
+        total=total,
         new=diff.new,
         open=diff.open,
         resolved=diff.resolved,
