@@ -22,13 +22,13 @@ from sqlalchemy import Engine, Table, and_, func, or_, select
 
 from regsync.exitcodes import ExitCode
 from regsync.testing.crash import (
-    aligned_sandbox,
     clean_and_reference,
     compare,
     harness_config,
     regsync_command,
     start_child,
     tracebacks,
+    twin_sandboxes,
 )
 from regsync.testing.writes import writes_sent_twice
 from regsync.warehouse.actions_tables import actions
@@ -152,9 +152,7 @@ def run_concurrency(
     workdir.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _message: None)
     rng = random.Random(seed)
-    at = float(int(time.time())) + 0.25
-    reference = aligned_sandbox(registrations, seed, at).start()
-    sandbox = aligned_sandbox(registrations, seed, at).start()
+    reference, sandbox = twin_sandboxes(registrations, seed)
     engine: Engine | None = None
     reference_engine: Engine | None = None
     try:

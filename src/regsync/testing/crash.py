@@ -91,6 +91,12 @@ def aligned_sandbox(registrations: int, seed: int, at: float) -> Sandbox:
     return sandbox
 
 
+def twin_sandboxes(registrations: int, seed: int) -> tuple[Sandbox, Sandbox]:
+    """Two started sandboxes holding the same data: the reference run's and the harness's."""
+    at = float(int(time.time())) + 0.25
+    return aligned_sandbox(registrations, seed, at).start(), aligned_sandbox(registrations, seed, at).start()
+
+
 def harness_config(
     sandbox: Sandbox, path: Path, warehouse_url: str, jobs: dict[str, Any] | None = None
 ) -> Path:
@@ -551,9 +557,7 @@ def run_crash_resume(
     workdir.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _message: None)
     rng = random.Random(seed)
-    at = float(int(time.time())) + 0.25
-    reference = aligned_sandbox(registrations, seed, at).start()
-    sandbox = aligned_sandbox(registrations, seed, at).start()
+    reference, sandbox = twin_sandboxes(registrations, seed)
     harness: _Harness | None = None
     reference_engine: Engine | None = None
     try:
