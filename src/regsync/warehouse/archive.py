@@ -95,17 +95,7 @@ def quarantine_records(
     ]
     upsert(connection, quarantine, _unique(rows), update=False)
     # Rejected again after it once loaded: open again (its first quarantine time is kept).
-    ids = sorted({row["record_id"] for row in rows})
-    for start in range(0, len(ids), 500):
-        connection.execute(
-            update(quarantine)
-            .where(
-                quarantine.c.source == source,
-                quarantine.c.record_id.in_(ids[start : start + 500]),
-                quarantine.c.resolved_at.is_not(None),
-            )
-            .values(resolved_at=None)
-        )
+    _set_resolved(connection, source, {row["record_id"] for row in rows}, None)
     return len(rows)
 
 
@@ -155,17 +145,25 @@ def open_quarantined_payloads(connection: Connection, source: str) -> dict[str, 
 
 def resolve_quarantined(connection: Connection, source: str, record_ids: Iterable[str], at: datetime) -> int:
     """Close the open quarantine rows of records that loaded (or are gone at the source)."""
-    ids = sorted({storable(str(i))[:64] for i in record_ids})
-    resolved = 0
-    for start in range(0, len(ids), 500):
+    return _set_resolved(connection, source, {storable(str(i))[:64] for i in record_ids}, at)
+
+
+def _set_resolved(connection: Connection, source: str, ids: set[str], at: datetime | None) -> int:
+    """Resolve (`at`) or reopen (None) the quarantine rows of these records; how many changed."""
+    ordered = sorted(ids)
+    changed_state = (
+        quarantine.c.resolved_at.is_(None) if at is not None else quarantine.c.resolved_at.is_not(None)
+    )
+    changed = 0
+    for start in range(0, len(ordered), 500):
         statement = (
             update(quarantine)
             .where(
                 quarantine.c.source == source,
-                quarantine.c.record_id.in_(ids[start : start + 500]),
-                quarantine.c.resolved_at.is_(None),
+                quarantine.c.record_id.in_(ordered[start : start + 500]),
+                changed_state,
             )
             .values(resolved_at=at)
         )
-        resolved += connection.execute(statement).rowcount
-    return resolved
+        changed += connection.execute(statement).rowcount
+    return changed
