@@ -85,22 +85,32 @@ PG_URL = os.environ.get("REGSYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@1
 
 
 @contextmanager
-def bench_warehouse_url(db: str, directory: Path) -> Iterator[str]:
-    """A fresh warehouse URL: a SQLite file in `directory`, or a throwaway PostgreSQL schema."""
+def bench_warehouse_url(
+    db: str, directory: Path, *, keep: str | None = None, fresh: bool = True
+) -> Iterator[str]:
+    """A warehouse URL: a SQLite file in `directory`, or a PostgreSQL schema.
+
+    The PostgreSQL schema is a throwaway one, dropped at the end, unless `keep` names it: then it
+    left in place, so a later run can reuse what was filled into it (`fresh=False`); a fresh one
+    starts empty, whatever an interrupted earlier fill left there.
+    """
     if db == "sqlite":
         yield f"sqlite:///{directory / 'warehouse.db'}"
         return
     from sqlalchemy import create_engine, text
 
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    schema = keep or f"bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL)
     with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        if fresh:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     try:
         yield f"{PG_URL}?options=-csearch_path%3D{schema}"
     finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        if keep is None:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
 

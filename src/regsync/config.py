@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -351,8 +352,15 @@ def secret_values(settings: Settings) -> list[str]:
 
 def write_private_file(path: Path, text: str) -> None:
     """Write a file readable by its owner only (config, env files, databases hold secrets or PII)."""
+    with open_private_file(path) as handle:
+        handle.write(text)
+
+
+@contextmanager
+def open_private_file(path: Path) -> Iterator[TextIO]:
+    """A UTF-8 text file opened for writing (truncated), readable by its owner only, for writing in parts."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a directory it creates too
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)  # O_CREAT's mode does not apply to an existing file
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        yield handle

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, delete, inspect, select, update
 
-from regsync.reconcile.report import DIFF_COLUMNS, MISMATCH_COLUMNS, neutralise
-from regsync.reconcile.rules import CODES
-from regsync.reconcile.run import ReconcileResult, run_reconcile
+from regsync.reconcile import report
+from regsync.reconcile.report import (
+    DIFF_COLUMNS,
+    MISMATCH_COLUMNS,
+    ReportRow,
+    iter_rows,
+    load_tally,
+    neutralise,
+    write_csv_reports,
+)
+from regsync.reconcile.rules import CODES, Mismatch
+from regsync.reconcile.run import ReconcileResult, record_mismatches, run_reconcile
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 from regsync.warehouse.tables import bookings, metadata, registrations
 from tests.reconcile import DEFAULTS, NOW, ago, booking, registration, seed
@@ -185,3 +196,63 @@ def test_migration_matches_the_tables(warehouse: Engine) -> None:
 def _touches(difference: object, tables: set[str]) -> bool:
     text = repr(difference)
     return any(f"'{table}'" in text for table in tables)
+
+
+def _mismatch(
+    code: str, registration_id: str | None, session_id: str | None, booking_code: str | None
+) -> Mismatch:
+    return Mismatch(code, "low", registration_id, session_id, booking_code, "=SUM(A1)", "cf", "why")
+
+
+# Ids that sort differently under a locale collation, case folding or NULLS LAST than by code point.
+_AWKWARD = ["a", "B", "b", "Z", "_x", "é", "e", "ß", "z9", "Ω", "日本", "a b", "a-b", "ab"]
+
+
+def test_the_database_orders_the_report_as_python_does(warehouse: Engine) -> None:
+    found = [
+        _mismatch(code, registration_id, session_id, booking_code)
+        for code in ("STALE_DRAFT", "AMOUNT_MISMATCH")
+        for registration_id in [None, *_AWKWARD[::3]]
+        for booking_code in [None, *_AWKWARD[1::4]]
+        for session_id in [None, *_AWKWARD[2::5]]
+    ]
+    with warehouse.begin() as connection:
+        record_mismatches(connection, found[: len(found) // 2], "run-1", NOW)
+    with warehouse.begin() as connection:
+        record_mismatches(connection, found[len(found) // 3 :], "run-2", NOW + timedelta(hours=1))
+        streamed = list(iter_rows(connection, "run-2", batch=7))
+        tally = load_tally(connection, "run-2")
+    assert [row.status for row in streamed].count("resolved") == len(found) // 3
+    assert streamed == sorted(streamed, key=ReportRow.order)
+    assert len(streamed) == len(found) == sum(tally.values())
+    assert tally == Counter((row.code, row.status) for row in streamed)
+
+
+def test_streamed_batches_write_the_same_bytes_as_one_frame(
+    warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = [_mismatch("STALE_DRAFT", f"r{n:03}", f"s{n}", None) for n in range(23)]
+    with warehouse.begin() as connection:
+        record_mismatches(connection, found, "run-1", NOW)
+    written = {}
+    for size in (4, 1000):
+        monkeypatch.setattr(report, "REPORT_BATCH", size)
+        out = tmp_path / str(size)
+        with warehouse.begin() as connection:
+            tally = load_tally(connection, "run-1")
+            write_csv_reports(
+                connection,
+                "run-1",
+                DEFAULTS,
+                out,
+                tally=tally,
+                instance_url=INSTANCE,
+                registration_object=OBJECT,
+            )
+        written[size] = {
+            name: (out / name).read_bytes() for name in ("mismatches.csv", "diff.csv", "summary.csv")
+        }
+    assert written[4] == written[1000]
+    rows = _read(tmp_path / "4" / "mismatches.csv")
+    assert [row["salesforce_id"] for row in rows] == [f"r{n:03}" for n in range(23)]
+    assert rows[-1]["salesforce_value"] == "'=SUM(A1)"  # neutralised in every batch

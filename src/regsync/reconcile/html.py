@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import Connection, select
 
 from regsync.config import write_private_file
-from regsync.reconcile.report import ReportRow, record_link, stamp, summary_frame
+from regsync.reconcile.report import ReportRow, Tally, record_link, stamp, summary_frame
 from regsync.reconcile.rules import CODES, ReconcileSettings
 from regsync.warehouse.reconcile_tables import reconcile_runs
 
@@ -105,8 +105,8 @@ def _bar(index: int, point: RunPoint, peak: int) -> list[str]:
     return parts
 
 
-def _summary_table(rows: Sequence[ReportRow], settings: ReconcileSettings) -> str:
-    records = summary_frame(rows, settings).to_dict("records")
+def _summary_table(tally: Tally, settings: ReconcileSettings) -> str:
+    records = summary_frame(tally, settings).to_dict("records")
     cells = [
         [
             _td(r["code"]),
@@ -131,13 +131,13 @@ def _link_cell(row: ReportRow, instance_url: str, sobject: str) -> str:
 HTML_ROW_LIMIT = 2000  # a browser page of 100k rows helps nobody; mismatches.csv has them all
 
 
-def _mismatch_table(rows: Sequence[ReportRow], instance_url: str, sobject: str) -> str:
+def _mismatch_table(rows: Sequence[ReportRow], total: int, instance_url: str, sobject: str) -> str:
+    """The first rows of the report (`rows`, at most HTML_ROW_LIMIT of `total`)."""
     if not rows:
         return "<p>No mismatches.</p>"
     note = ""
-    if len(rows) > HTML_ROW_LIMIT:
-        note = f"<p>The first {HTML_ROW_LIMIT} of {len(rows)} rows; mismatches.csv lists them all.</p>"
-        rows = rows[:HTML_ROW_LIMIT]
+    if total > len(rows):
+        note = f"<p>The first {len(rows)} of {total} rows; mismatches.csv lists them all.</p>"
     headers = ["status", "code", "severity", "Salesforce", "booking session", "booking code"]
     headers += ["Salesforce value", "Checkfront value", "explanation", "first seen", "last seen"]
     cells = [
@@ -160,7 +160,8 @@ def _mismatch_table(rows: Sequence[ReportRow], instance_url: str, sobject: str) 
 
 
 def render_html(
-    rows: Sequence[ReportRow],
+    head: Sequence[ReportRow],
+    tally: Tally,
     settings: ReconcileSettings,
     history: Sequence[RunPoint],
     *,
@@ -168,17 +169,23 @@ def render_html(
     instance_url: str,
     registration_object: str,
 ) -> str:
-    """The whole report as one HTML document; every value from the data is escaped."""
-    counts = {status: sum(row.status == status for row in rows) for status in ("new", "open", "resolved")}
+    """The whole report as one HTML document; every value from the data is escaped.
+
+    head: the report's first rows in report order (at most HTML_ROW_LIMIT); tally: its counts.
+    """
+    counts = {
+        status: sum(n for (_, state), n in tally.items() if state == status)
+        for status in ("new", "open", "resolved")
+    }
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>regsync reconciliation {_e(stamp(at))}</title><style>{_CSS}</style></head><body>"
         f"<h1>Reconciliation at {_e(stamp(at))}</h1>"
         f"<p>{counts['new'] + counts['open']} open mismatches: {counts['new']} new, "
         f"{counts['open']} still open; {counts['resolved']} resolved since the previous run.</p>"
-        f"<h2>By reason</h2>{_summary_table(rows, settings)}"
+        f"<h2>By reason</h2>{_summary_table(tally, settings)}"
         f"<h2>Last {len(history)} runs</h2>{bar_chart(history)}"
-        f"<h2>Mismatches</h2>{_mismatch_table(rows, instance_url, registration_object)}"
+        f"<h2>Mismatches</h2>{_mismatch_table(head, sum(tally.values()), instance_url, registration_object)}"
         "</body></html>\n"
     )
 

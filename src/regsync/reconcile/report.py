@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,9 +11,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
-from sqlalchemy import Connection, case, or_, select
+from sqlalchemy import Connection, case, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
 
-from regsync.config import write_private_file
+from regsync.batching import batched
+from regsync.config import open_private_file
 from regsync.reconcile.rules import RULES, ReconcileSettings, severity_of, sort_key
 from regsync.warehouse.reconcile_tables import mismatches
 
@@ -48,7 +50,7 @@ SUMMARY_COLUMNS = ("code", "severity", "count", "new", "resolved", "description"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReportRow:
     """One mismatch as a run saw it: still there (new or open) or gone since the previous run."""
 
@@ -74,18 +76,62 @@ class ReportRow:
         return (STATUSES.index(self.status), *sort_key(self.code, *ids))
 
 
-def load_rows(connection: Connection, run_id: str) -> list[ReportRow]:
-    """The mismatches run `run_id` found, and those it resolved, in report order."""
+REPORT_BATCH = 5_000  # rows read, framed and written at a time: memory stays flat in report size
+
+
+def _status(run_id: str) -> ColumnElement[str]:
     m = mismatches
-    status = case(
+    return case(
         (m.c.resolved_run_id == run_id, "resolved"), (m.c.first_run_id == run_id, "new"), else_="open"
     )
+
+
+def _in_report(run_id: str) -> ColumnElement[bool]:
+    m = mismatches
+    return or_(m.c.last_run_id == run_id, m.c.resolved_run_id == run_id)
+
+
+def _bytewise(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """A text column ordered as Python orders str (NULL as ""): by code point, which is UTF-8 byte
+    order (SQLite's BINARY collation; PostgreSQL's "C"), whatever the database's locale."""
+    value = func.coalesce(column, "")
+    return value.collate("C") if dialect == "postgresql" else value
+
+
+def iter_rows(
+    connection: Connection, run_id: str, *, limit: int | None = None, batch: int = REPORT_BATCH
+) -> Iterator[ReportRow]:
+    """The mismatches run `run_id` found, and those it resolved, in report order (`ReportRow.order`).
+
+    Sorted by the database and streamed (a server-side cursor on PostgreSQL), so a report of a
+    hundred thousand rows is never held whole.
+    """
+    m = mismatches
+    dialect = connection.dialect.name
+    status = _status(run_id)
+    rank = case((status == "new", 0), (status == "open", 1), else_=2)
     fields = [name for name in ReportRow.__dataclass_fields__ if name != "status"]
-    query = select(status.label("status"), *(m.c[name] for name in fields)).where(
-        or_(m.c.last_run_id == run_id, m.c.resolved_run_id == run_id)
+    ids = (m.c.code, m.c.registration_id, m.c.booking_code, m.c.booking_session_id)
+    query = (
+        select(status.label("status"), *(m.c[name] for name in fields))
+        .where(_in_report(run_id))
+        .order_by(rank, *(_bytewise(column, dialect) for column in ids))
+        .limit(limit)
+        .execution_options(yield_per=batch)
     )
-    rows = [ReportRow(**row) for row in connection.execute(query).mappings()]
-    return sorted(rows, key=ReportRow.order)  # in Python: NULL order and collation differ by backend
+    for row in connection.execute(query).mappings():
+        yield ReportRow(**row)
+
+
+Tally = Counter[tuple[str, str]]
+
+
+def load_tally(connection: Connection, run_id: str) -> Tally:
+    """How many rows of the run's report have each (reason code, status), counted by the database."""
+    m = mismatches
+    status = _status(run_id).label("status")
+    query = select(m.c.code, status, func.count()).where(_in_report(run_id)).group_by(m.c.code, status)
+    return Counter({(code, state): count for code, state, count in connection.execute(query)})
 
 
 def neutralise(value: Any) -> Any:
@@ -141,9 +187,8 @@ def diff_frame(rows: Iterable[ReportRow]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=list(DIFF_COLUMNS))
 
 
-def summary_frame(rows: Sequence[ReportRow], settings: ReconcileSettings) -> pd.DataFrame:
+def summary_frame(tally: Tally, settings: ReconcileSettings) -> pd.DataFrame:
     """Counts by reason code, every code listed (in docs/rules.md order) even at 0."""
-    tally = Counter((row.code, row.status) for row in rows)
     records = [
         {
             "code": rule.code,
@@ -158,24 +203,40 @@ def summary_frame(rows: Sequence[ReportRow], settings: ReconcileSettings) -> pd.
     return pd.DataFrame(records, columns=list(SUMMARY_COLUMNS))
 
 
+def csv_text(frame: pd.DataFrame, *, header: bool = True) -> str:
+    """UTF-8 text, "\n" line ends, no index, every text cell neutralised."""
+    return frame.map(neutralise).to_csv(index=False, header=header, lineterminator="\n")
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """UTF-8, "\\n" line ends, no index, every text cell neutralised; owner-only (record ids, carts)."""
-    write_private_file(path, frame.map(neutralise).to_csv(index=False, lineterminator="\n"))
+    """One frame as a CSV file, owner-only (it names records and carts)."""
+    with open_private_file(path) as handle:
+        handle.write(csv_text(frame))
     return path
 
 
 def write_csv_reports(
-    rows: Sequence[ReportRow],
+    connection: Connection,
+    run_id: str,
     settings: ReconcileSettings,
     out_dir: Path,
     *,
+    tally: Tally,
     instance_url: str,
     registration_object: str,
 ) -> list[Path]:
-    """mismatches.csv, summary.csv and diff.csv in out_dir."""
+    """mismatches.csv, summary.csv and diff.csv in out_dir.
+
+    mismatches.csv and diff.csv are written in one streamed pass over the run's rows, a batch at a
+    time; a batch's CSV text is exactly that of its rows in a whole-report frame.
+    """
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return [
-        write_csv(mismatches_frame(rows, instance_url, registration_object), out_dir / "mismatches.csv"),
-        write_csv(summary_frame(rows, settings), out_dir / "summary.csv"),
-        write_csv(diff_frame(rows), out_dir / "diff.csv"),
-    ]
+    found_path, diff_path = out_dir / "mismatches.csv", out_dir / "diff.csv"
+    with open_private_file(found_path) as found_file, open_private_file(diff_path) as diff_file:
+        found_file.write(csv_text(mismatches_frame((), instance_url, registration_object)))
+        diff_file.write(csv_text(diff_frame(())))
+        for rows in batched(iter_rows(connection, run_id), REPORT_BATCH):
+            found = mismatches_frame(rows, instance_url, registration_object)
+            found_file.write(csv_text(found, header=False) if len(found) else "")
+            diff_file.write(csv_text(diff_frame(rows), header=False))
+    return [found_path, write_csv(summary_frame(tally, settings), out_dir / "summary.csv"), diff_path]

@@ -79,7 +79,7 @@ class ReconcileSettings(BaseModel):
         return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mismatch:
     """One broken rule on one case; `key` identifies it from one run to the next."""
 
@@ -480,13 +480,14 @@ def pending_registrations(settings: ReconcileSettings, now: datetime) -> Select[
     return _pending(Scope(settings, _aware(now))).with_only_columns(r.c.id)
 
 
+RULE_BATCH = 5_000  # rows fetched at a time (a server-side cursor on PostgreSQL): no whole result is buffered
+
+
 def _rule_mismatches(
     connection: Connection, rule: Rule, settings: ReconcileSettings, now: datetime
 ) -> list[Mismatch]:
-    return [
-        _mismatch(rule, row, settings)
-        for row in connection.execute(rule_query(rule, settings, now)).mappings()
-    ]
+    query = rule_query(rule, settings, now).execution_options(yield_per=RULE_BATCH)
+    return [_mismatch(rule, row, settings) for row in connection.execute(query).mappings()]
 
 
 def evaluate(connection: Connection, settings: ReconcileSettings, now: datetime) -> list[Mismatch]:

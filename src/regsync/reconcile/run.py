@@ -12,12 +12,14 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from regsync.reconcile.html import load_history, render_html, write_html
-from regsync.reconcile.report import load_rows, write_csv_reports
+from regsync.batching import batched
+from regsync.reconcile.html import HTML_ROW_LIMIT, load_history, render_html, write_html
+from regsync.reconcile.report import iter_rows, load_tally, write_csv_reports
 from regsync.reconcile.rules import CODES, Mismatch, ReconcileSettings, evaluate_concurrently
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 from regsync.warehouse.upsert import upsert
 
+RECORD_BATCH = 5_000  # mismatches written per statement: the parameter rows of one batch at a time
 ReportFormat = Literal["csv", "html", "both"]
 FORMATS: tuple[str, ...] = ("csv", "html", "both")
 
@@ -59,22 +61,23 @@ def _last_values(found: Mismatch, run_id: str, now: datetime) -> dict[str, Any]:
 
 def _open(connection: Connection, found: Sequence[Mismatch], run_id: str, now: datetime) -> None:
     """Mismatches not open before this run (never seen, or resolved and back): first seen now."""
-    rows = [
-        {
-            **_last_values(item, run_id, now),
-            "mismatch_key": item.key,
-            "code": item.code,
-            "registration_id": item.registration_id,
-            "booking_session_id": item.booking_session_id,
-            "booking_code": item.booking_code,
-            "first_seen": now,
-            "first_run_id": run_id,
-            "resolved_at": None,
-            "resolved_run_id": None,
-        }
-        for item in found
-    ]
-    upsert(connection, mismatches, rows)
+    for batch in batched(found, RECORD_BATCH):
+        rows = [
+            {
+                **_last_values(item, run_id, now),
+                "mismatch_key": item.key,
+                "code": item.code,
+                "registration_id": item.registration_id,
+                "booking_session_id": item.booking_session_id,
+                "booking_code": item.booking_code,
+                "first_seen": now,
+                "first_run_id": run_id,
+                "resolved_at": None,
+                "resolved_run_id": None,
+            }
+            for item in batch
+        ]
+        upsert(connection, mismatches, rows)
 
 
 def _refresh(connection: Connection, found: Sequence[Mismatch], run_id: str, now: datetime) -> None:
@@ -88,11 +91,12 @@ def _refresh(connection: Connection, found: Sequence[Mismatch], run_id: str, now
         .where(m.c.mismatch_key == bindparam("b_key"))
         .values({name: bindparam(f"b_{name}", type_=m.c[name].type) for name in fields})
     )
-    rows = [
-        {"b_key": item.key, **{f"b_{k}": v for k, v in _last_values(item, run_id, now).items()}}
-        for item in found
-    ]
-    connection.execute(statement, rows)
+    for batch in batched(found, RECORD_BATCH):
+        rows = [
+            {"b_key": item.key, **{f"b_{k}": v for k, v in _last_values(item, run_id, now).items()}}
+            for item in batch
+        ]
+        connection.execute(statement, rows)
 
 
 def record_mismatches(
@@ -152,18 +156,19 @@ def run_reconcile(
     paths: list[Path] = []
     found = evaluate_concurrently(engine, settings, now)
     with engine.begin() as connection:
-        tally = Counter(item.code for item in found)
-        counts = {code: tally[code] for code in CODES}
+        by_code = Counter(item.code for item in found)
+        counts = {code: by_code[code] for code in CODES}
         diff = record_mismatches(connection, found, run_id, now)
         _record_run(connection, run_id, now, counts, diff)
         total = len(found)
-        del found  # recorded: the reports read the rows back, so both need not be held at once
-        rows = load_rows(connection, run_id)
+        del found  # recorded: the reports stream the rows back, so both need not be held at once
+        tally = load_tally(connection, run_id)
         if fmt in ("csv", "both"):
-            paths += write_csv_reports(rows, settings, out_dir, **links)
+            paths += write_csv_reports(connection, run_id, settings, out_dir, tally=tally, **links)
         if fmt in ("html", "both"):
             history = load_history(connection, history_runs)
-            document = render_html(rows, settings, history, at=now, **links)
+            head = list(iter_rows(connection, run_id, limit=HTML_ROW_LIMIT))
+            document = render_html(head, tally, settings, history, at=now, **links)
             paths.append(write_html(out_dir / "report.html", document))
     return ReconcileResult(
         run_id=run_id,
