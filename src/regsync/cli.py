@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import signal
 import sys
 import threading
@@ -102,7 +103,10 @@ def _stop_flag() -> threading.Event:
     def handler(signum: int, _frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
-        console.print(f"[yellow]signal {signum}: finishing the current page, then stopping[/]")
+        # Through logging, so that under --log-format json this too is a JSON line.
+        logging.getLogger("regsync.cli").warning(
+            "signal %s: finishing the current page, then stopping", signum
+        )
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -193,6 +193,23 @@ def test_json_logs_carry_run_id_and_job_and_no_secret(
     assert run["run_id"] in out  # the one-line summary on stdout
 
 
+def test_a_signal_under_json_logs_is_logged_as_json_and_the_pull_stops_after_its_page(
+    sandbox: Sandbox, warehouse_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    config = write_config(sandbox, tmp_path, warehouse_url)
+    slow(sandbox, query_s=1.0)
+    process = start(["--config", str(config), "--log-format", "json", "sync"], tmp_path)
+    wait_for(lambda: [r for r in ledger(engine, "sync") if r["outcome"] == "running"], 30, "the run to start")
+    process.send_signal(signal.SIGTERM)
+    code, _out, err = finish(process)
+    assert code in (ExitCode.OK, ExitCode.PARTIAL), err
+    entries = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is JSON
+    assert any(entry["message"].startswith("signal 15: finishing the current page") for entry in entries), err
+    (run,) = ledger(engine, "sync")
+    assert run["outcome"] in ("ok", "partial")
+    assert run["ended_at"] is not None
+
+
 # -- the jobs as functions ------------------------------------------------------------------------
 
 

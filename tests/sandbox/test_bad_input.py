@@ -530,7 +530,8 @@ def test_unknown_salesforce_paths_are_not_found(
 def test_wrong_methods_are_405_in_salesforces_shape(
     http: httpx.Client, sf_auth: dict[str, str], method: str, path: str
 ) -> None:
-    sf_error(http.request(method, path, headers=sf_auth), 405)
+    (error,) = sf_error(http.request(method, path, headers=sf_auth), 405, "METHOD_NOT_ALLOWED")
+    assert error["message"].startswith(f"HTTP Method '{method}' not allowed. Allowed are ")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -130,17 +130,35 @@ class Router:
             self._routes.append((route.compiled(), route))
 
     def resolve(self, request: SandboxRequest) -> tuple[Route | None, Mapping[str, str]]:
-        allowed = False
+        """The route and its path parameters; with no route, {"__allowed__": "GET,HEAD"} when the
+        path is known under other methods."""
+        allowed: list[str] = []
         for pattern, route in self._routes:
             match = pattern.fullmatch(request.path)
             if match is None:
                 continue
             if route.method in (request.method, "*"):
                 return route, match.groupdict()
-            allowed = True
+            allowed.append(route.method)
         if allowed:
-            return None, {"__method_not_allowed__": "1"}
+            if "GET" in allowed:
+                allowed.append("HEAD")
+            return None, {"__allowed__": ",".join(dict.fromkeys(allowed))}
         return None, {}
+
+
+def _method_not_allowed(request: SandboxRequest, not_found: SandboxResponse, allowed: str) -> SandboxResponse:
+    """405 for a known path asked with another method, in the owning service's shape.
+
+    Salesforce answers `[{"errorCode": "METHOD_NOT_ALLOWED", "message": "HTTP Method 'POST' not
+    allowed. Allowed are GET,HEAD"}]` (its REST API developer guide, status codes); Checkfront
+    documents no such case, so its envelope stays the not-found one with status 405.
+    """
+    not_found.status = 405
+    if not_found.body.startswith(b"["):  # Salesforce's error array
+        message = f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}"
+        return SandboxResponse.json(405, [{"errorCode": "METHOD_NOT_ALLOWED", "message": message}])
+    return not_found
 
 
 # A hook that may replace or alter the answer: (endpoint name, request, calls so far) -> response | None
@@ -192,8 +210,8 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         if response is None:
             if route is None:
                 response = self.router.not_found(request)
-                if params.get("__method_not_allowed__"):
-                    response.status = 405 if response.status == 404 else response.status
+                if params.get("__allowed__") and response.status == 404:
+                    response = _method_not_allowed(request, response, params["__allowed__"])
             else:
                 request.params = dict(params)
                 try:
