@@ -361,3 +361,24 @@ def test_token_expiry_and_request_limit(http: httpx.Client, sandbox: Sandbox) ->
         ]
     finally:
         sandbox.faults.salesforce.request_limit_after = None
+
+
+def test_query_timeout_hits_wide_windows_but_not_queries_by_id(http: httpx.Client, sandbox: Sandbox) -> None:
+    headers = auth(http)
+    some_id = next(iter(sandbox.store.salesforce.tables[REGISTRATION]))
+    wide = f"SELECT Id FROM {REGISTRATION} WHERE SystemModstamp >= 2000-01-01T00:00:00Z"
+    narrow = f"{wide} AND SystemModstamp < 2000-01-01T00:00:10Z"
+    by_ids = f"SELECT Id FROM {REGISTRATION} WHERE Id IN ('{some_id}')"
+    sandbox.faults.salesforce.query_timeout_window_s = 60
+    try:
+        answers = {
+            soql: http.get("/services/data/v60.0/queryAll", params={"q": soql}, headers=headers)
+            for soql in (wide, narrow, by_ids)
+        }
+    finally:
+        sandbox.faults.salesforce.query_timeout_window_s = None
+    assert answers[wide].status_code == 400
+    assert answers[wide].json()[0]["errorCode"] == "QUERY_TIMEOUT"
+    assert answers[narrow].status_code == 200
+    assert answers[by_ids].status_code == 200
+    assert [row["Id"] for row in answers[by_ids].json()["records"]] == [some_id]

@@ -271,6 +271,15 @@ _WINDOW = re.compile(
 )
 
 
+_BY_ID = re.compile(r"\bWHERE\b.*?\bId\s*(?:=|IN\s*\()", re.IGNORECASE | re.DOTALL)
+
+
+def selective_by_id(soql: str) -> bool:
+    """The query filters on record Ids (`Id = '...'`, `Id IN (...)`): a selective query that real
+    Salesforce answers from the primary index, so the wide-window timeout does not apply."""
+    return _BY_ID.search(soql) is not None
+
+
 def window_seconds(soql: str) -> float:
     """Width of the SystemModstamp window a query asks for (inf when unbounded on either side)."""
     from datetime import datetime

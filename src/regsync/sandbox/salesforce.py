@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 import jwt
 
 from regsync.sandbox import soql
-from regsync.sandbox.faults import FaultInjector, window_seconds
+from regsync.sandbox.faults import FaultInjector, selective_by_id, window_seconds
 from regsync.sandbox.http import Route, SandboxRequest, SandboxResponse
 from regsync.sandbox.store import (
     ATTENDEE,
@@ -487,7 +487,7 @@ class SalesforceApi:
         except RecursionError:  # sandbox's choice: a query nested too deeply for the parser
             return _errors(400, "MALFORMED_QUERY", "The query is nested too deeply.")
         bound_window = self.faults.salesforce.query_timeout_window_s
-        if bound_window is not None and window_seconds(text) > bound_window:
+        if bound_window is not None and not selective_by_id(text) and window_seconds(text) > bound_window:
             self.faults.injected["query_timeout"] += 1
             return _errors(
                 400,
