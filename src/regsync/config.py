@@ -192,6 +192,27 @@ class RetrySettings(_Section):
     max_retry_after_s: float = Field(default=120.0, ge=0)
 
 
+class RuleSettings(_Section):
+    """`[rules]`: the thresholds of docs/rules.md that the write-back planner ([actions]) and the
+    reconciliation ([reconcile]) must share, set once (`harmonise_rules`)."""
+
+    in_flight_s: int = Field(default=900, ge=0)
+    confirmed_statuses: tuple[str, ...] = ("PAID", "PART")
+    stale_session_ttl_s: int = Field(default=21600, ge=0)
+    stale_draft_s: int = Field(default=604800, ge=0)
+
+    @field_validator("confirmed_statuses")
+    @classmethod
+    def _upper(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        statuses = tuple(dict.fromkeys(s.strip().upper() for s in value if s.strip()))
+        if not statuses:
+            raise ValueError("name at least one confirmed booking status")
+        return statuses
+
+
+SHARED_RULES: tuple[str, ...] = tuple(RuleSettings.model_fields)
+
+
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("regsync_environ", default=None)
 
 
@@ -221,6 +242,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     quota: QuotaSettings = QuotaSettings()
     retry: RetrySettings = RetrySettings()
+    rules: RuleSettings = RuleSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     actions: ActionSettings = ActionSettings()
     jobs: JobSettings = JobSettings()
@@ -330,9 +352,40 @@ def load_settings(
 def _settings_from(data: dict[str, Any], env: dict[str, str]) -> Settings:
     token = _ENVIRON.set(env)
     try:
-        return Settings(**data)
+        return harmonise_rules(Settings(**data))
     finally:
         _ENVIRON.reset(token)
+
+
+def harmonise_rules(settings: Settings) -> Settings:
+    """One value for each threshold [actions] and [reconcile] share (SHARED_RULES).
+
+    A threshold is set in [rules]; a value set in [actions] or [reconcile] (older configs) counts
+    for both, as long as no other section sets it differently: a planner and a reconciliation that
+    disagree on, say, when a booking is confirmed would submit what the report calls unpaid.
+    """
+    sections = {"rules": settings.rules, "actions": settings.actions, "reconcile": settings.reconcile}
+    effective: dict[str, Any] = {}
+    for key in SHARED_RULES:
+        given = {
+            name: getattr(section, key)
+            for name, section in sections.items()
+            if key in section.model_fields_set
+        }
+        if len(set(given.values())) > 1:
+            where = ", ".join(f"{name}.{key} = {value!r}" for name, value in given.items())
+            raise ConfigError(
+                f"{where}: the write-back planner and the reconciliation must use one value "
+                f"(docs/rules.md); set {key} once, in [rules]"
+            )
+        effective[key] = next(iter(given.values()), getattr(settings.rules, key))
+    return settings.model_copy(
+        update={
+            "rules": settings.rules.model_copy(update=effective),
+            "actions": settings.actions.model_copy(update=effective),
+            "reconcile": settings.reconcile.model_copy(update=effective),
+        }
+    )
 
 
 def masked(settings: Settings) -> dict[str, Any]:

@@ -2,11 +2,22 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from regsync.config import load_settings, masked, secret_values, write_private_file
+from regsync.actions.settings import ActionSettings
+from regsync.config import (
+    SHARED_RULES,
+    RuleSettings,
+    Settings,
+    load_settings,
+    masked,
+    secret_values,
+    write_private_file,
+)
 from regsync.errors import ConfigError
+from regsync.reconcile.rules import ReconcileSettings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -94,3 +105,59 @@ def test_private_file_is_owner_only(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "secret.env"
     write_private_file(target, "X=1\n")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def _shared(settings: Settings) -> list[tuple[Any, ...]]:
+    """Each shared threshold as [rules], [actions] and [reconcile] hold it."""
+    sections = (settings.rules, settings.actions, settings.reconcile)
+    return [tuple(getattr(section, key) for section in sections) for key in SHARED_RULES]
+
+
+def test_the_three_sections_default_to_the_same_thresholds() -> None:
+    defaults = (RuleSettings(), ActionSettings(), ReconcileSettings())
+    for key in SHARED_RULES:
+        assert len({getattr(section, key) for section in defaults}) == 1, key
+
+
+def test_rules_set_once_reach_the_planner_and_the_reconciliation(tmp_path: Path) -> None:
+    path = write(tmp_path, '[rules]\nin_flight_s = 60\nconfirmed_statuses = ["paid"]\n')
+    settings = load_settings(path, environ={"REGSYNC_RULES__STALE_DRAFT_S": "3600"})
+    assert _shared(settings) == [(60,) * 3, (("PAID",),) * 3, (21600,) * 3, (3600,) * 3]
+
+
+def test_a_threshold_set_in_one_older_section_counts_for_both(tmp_path: Path) -> None:
+    path = write(tmp_path, "[actions]\nstale_session_ttl_s = 7200\n[reconcile]\nstale_draft_s = 86400\n")
+    settings = load_settings(path, environ={})
+    assert settings.reconcile.stale_session_ttl_s == settings.actions.stale_session_ttl_s == 7200
+    assert settings.actions.stale_draft_s == settings.rules.stale_draft_s == 86400
+
+
+@pytest.mark.parametrize(
+    ("toml", "environ", "named"),
+    [
+        ("[actions]\nin_flight_s = 600\n[reconcile]\nin_flight_s = 900\n", {}, "actions.in_flight_s = 600"),
+        (
+            '[rules]\nconfirmed_statuses = ["PAID"]\n',
+            {"REGSYNC_ACTIONS__CONFIRMED_STATUSES": '["HOLD"]'},
+            "HOLD",
+        ),
+        (
+            "[rules]\nstale_draft_s = 10\n[reconcile]\nstale_draft_s = 20\n",
+            {},
+            "reconcile.stale_draft_s = 20",
+        ),
+    ],
+)
+def test_sections_that_disagree_on_a_threshold_are_refused(
+    tmp_path: Path, toml: str, environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"set \w+ once, in \[rules\]") as caught:
+        load_settings(write(tmp_path, toml), environ=environ)
+    assert named in str(caught.value)
+
+
+def test_the_same_value_in_two_sections_is_no_conflict(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[actions]\nconfirmed_statuses = ["paid"]\n[rules]\nconfirmed_statuses = ["PAID"]\n'
+    )
+    assert load_settings(path, environ={}).reconcile.confirmed_statuses == ("PAID",)
