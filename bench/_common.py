@@ -121,7 +121,7 @@ def run_measured(command: list[str]) -> tuple[float, float, float, int]:
     reports the parent's high-water mark (Linux keeps it across exec).
     """
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # stderr (the logs) passes through
     peak = 0.0
     while True:
         with suppress(FileNotFoundError, ProcessLookupError, ValueError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ from regsync.reconcile.rules import CODES, Mismatch, ReconcileSettings, evaluate
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 from regsync.warehouse.upsert import upsert
 
+log = logging.getLogger("regsync.reconcile")
 RECORD_BATCH = 5_000  # mismatches written per statement: the parameter rows of one batch at a time
 ReportFormat = Literal["csv", "html", "both"]
 FORMATS: tuple[str, ...] = ("csv", "html", "both")
@@ -154,7 +157,10 @@ def run_reconcile(
     run_id = str(uuid.uuid4())
     links = {"instance_url": instance_url, "registration_object": registration_object}
     paths: list[Path] = []
+    started = time.perf_counter()
     found = evaluate_concurrently(engine, settings, now)
+    evaluated = time.perf_counter()
+    log.info("%d mismatch(es) found by the rules in %.1fs", len(found), evaluated - started)
     with engine.begin() as connection:
         by_code = Counter(item.code for item in found)
         counts = {code: by_code[code] for code in CODES}
@@ -162,6 +168,14 @@ def run_reconcile(
         _record_run(connection, run_id, now, counts, diff)
         total = len(found)
         del found  # recorded: the reports stream the rows back, so both need not be held at once
+        recorded = time.perf_counter()
+        log.info(
+            "history updated in %.1fs: %d new, %d still open, %d resolved",
+            recorded - evaluated,
+            diff.new,
+            diff.open,
+            diff.resolved,
+        )
         tally = load_tally(connection, run_id)
         if fmt in ("csv", "both"):
             paths += write_csv_reports(connection, run_id, settings, out_dir, tally=tally, **links)
@@ -170,6 +184,7 @@ def run_reconcile(
             head = list(iter_rows(connection, run_id, limit=HTML_ROW_LIMIT))
             document = render_html(head, tally, settings, history, at=now, **links)
             paths.append(write_html(out_dir / "report.html", document))
+        log.info("reports written in %.1fs", time.perf_counter() - recorded)
     return ReconcileResult(
         run_id=run_id,
         at=now,
