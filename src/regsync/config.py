@@ -28,6 +28,7 @@ from pydantic_settings import (
 from regsync.actions.settings import ActionSettings
 from regsync.errors import ConfigError
 from regsync.jobs.settings import JobSettings
+from regsync.normalize.coerce import BookingStatuses
 from regsync.reconcile.rules import ReconcileSettings
 
 ENV_PREFIX = "REGSYNC_"
@@ -197,17 +198,9 @@ class RuleSettings(_Section):
     reconciliation ([reconcile]) must share, set once (`harmonise_rules`)."""
 
     in_flight_s: int = Field(default=900, ge=0)
-    confirmed_statuses: tuple[str, ...] = ("PAID", "PART")
+    confirmed_statuses: BookingStatuses = ("PAID", "PART")
     stale_session_ttl_s: int = Field(default=21600, ge=0)
     stale_draft_s: int = Field(default=604800, ge=0)
-
-    @field_validator("confirmed_statuses")
-    @classmethod
-    def _upper(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        statuses = tuple(dict.fromkeys(s.strip().upper() for s in value if s.strip()))
-        if not statuses:
-            raise ValueError("name at least one confirmed booking status")
-        return statuses
 
 
 SHARED_RULES: tuple[str, ...] = tuple(RuleSettings.model_fields)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from regsync.normalize.coerce import BookingStatuses
 
 
 class ActionSettings(BaseModel):
@@ -13,7 +15,7 @@ class ActionSettings(BaseModel):
     # Writes happen only when this is true or the caller passes apply=True (`--apply`).
     enabled: bool = False
     in_flight_s: int = Field(default=900, ge=0)
-    confirmed_statuses: tuple[str, ...] = ("PAID", "PART")
+    confirmed_statuses: BookingStatuses = ("PAID", "PART")
     stale_session_ttl_s: int = Field(default=21600, ge=0)
     stale_draft_s: int = Field(default=604800, ge=0)
     # The circuit breaker: a run that would write more than max_writes actions, or more than
@@ -23,11 +25,3 @@ class ActionSettings(BaseModel):
     max_share: float = Field(default=0.2, gt=0, le=1)
     # Ids per batched re-read / confirming SOQL query (kept well under Salesforce's URI length).
     batch_size: int = Field(default=200, ge=1, le=500)
-
-    @field_validator("confirmed_statuses")
-    @classmethod
-    def _upper(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        statuses = tuple(dict.fromkeys(s.strip().upper() for s in value if s.strip()))
-        if not statuses:
-            raise ValueError("name at least one confirmed booking status")
-        return statuses

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from regsync.normalize.coerce import BookingStatuses
 from regsync.warehouse.tables import (
     booking_lines,
     booking_sessions,
@@ -52,7 +53,7 @@ class ReconcileSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     in_flight_s: int = Field(default=900, ge=0)
-    confirmed_statuses: tuple[str, ...] = ("PAID", "PART")
+    confirmed_statuses: BookingStatuses = ("PAID", "PART")
     stale_session_ttl_s: int = Field(default=21600, ge=0)
     overdue_s: int = Field(default=86400, ge=0)
     stale_draft_s: int = Field(default=604800, ge=0)
@@ -61,14 +62,6 @@ class ReconcileSettings(BaseModel):
     session_item_mapping: dict[str, str] = {}
     # Connections the rules are spread over (regsync.reconcile.rules.evaluate_concurrently).
     query_workers: int = Field(default=2, ge=1, le=8)
-
-    @field_validator("confirmed_statuses")
-    @classmethod
-    def _statuses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = tuple(dict.fromkeys(status.strip().upper() for status in value if status.strip()))
-        if not cleaned:
-            raise ValueError("at least one confirmed booking status is required")
-        return cleaned
 
     @field_validator("severity")
     @classmethod
