@@ -35,7 +35,7 @@ from _fill import fill_warehouse
 
 from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import Truth
-from regsync.warehouse.engine import make_engine, migrate
+from regsync.warehouse.engine import bulk_write_cache, make_engine, migrate
 
 
 def _fill(args: argparse.Namespace, tmp: Path, url: str, config: Path) -> tuple[Truth, float]:
@@ -49,7 +49,8 @@ def _fill(args: argparse.Namespace, tmp: Path, url: str, config: Path) -> tuple[
         engine = make_engine(url)
         migrate(engine)
         t1 = time.perf_counter()
-        fill_warehouse(sandbox, engine, sandbox.settings(url), as_of)
+        with bulk_write_cache():  # as the pull has it
+            fill_warehouse(sandbox, engine, sandbox.settings(url), as_of)
         fill_seconds = time.perf_counter() - t1
         engine.dispose()
     if args.db == "postgresql":

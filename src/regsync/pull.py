@@ -23,7 +23,7 @@ from regsync.extract.checkfront_streams import (
 from regsync.extract.context import Progress, PullContext, StreamResult
 from regsync.extract.incremental import pull_soql_stream
 from regsync.extract.salesforce_streams import SOQL_STREAMS
-from regsync.warehouse.engine import open_warehouse
+from regsync.warehouse.engine import bulk_write_cache, open_warehouse
 from regsync.warehouse.state import finish_run, start_run
 
 log = logging.getLogger("regsync.pull")
@@ -86,30 +86,10 @@ def run_pull(
     if now is not None:
         ctx.now = now
     report = PullReport(run_id=run_id, outcome="failed", message="interrupted")
-    backfill = since is not None or until is not None
     try:
         report.outcome, report.message = "ok", None
-        for name in (s for s in STREAM_ORDER if s in streams):
-            started = time.perf_counter()
-            if name in SOQL_STREAMS:
-                key = (
-                    f"backfill:{name}:{since and since.isoformat()}:{until and until.isoformat()}"
-                    if backfill
-                    else None
-                )
-                result = pull_soql_stream(SOQL_STREAMS[name], ctx, since=since, until=until, state_key=key)
-            elif name == "booking_sessions":
-                result = pull_booking_sessions(ctx)
-            elif name == "bookings":
-                result = pull_bookings(ctx)
-            else:
-                result = pull_booking_lines(ctx)
-            result.counts["milliseconds"] = round((time.perf_counter() - started) * 1000)
-            report.streams.append(result)
-            if result.stopped:
-                report.outcome = "partial"
-                report.message = "stopped on request; everything read so far is committed"
-                break
+        with bulk_write_cache():
+            _pull_streams(ctx, report, streams, since, until)
         if report.outcome == "ok" and (report.quarantined or any(s.counts["errors"] for s in report.streams)):
             report.outcome = "partial"
             report.message = f"{report.quarantined} record(s) quarantined; see `regsync status`"
@@ -137,3 +117,35 @@ def run_pull(
             message=report.message,
         )
     return report
+
+
+def _pull_streams(
+    ctx: PullContext,
+    report: PullReport,
+    streams: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    """Pull each stream in order into the report; stop after one that was stopped."""
+    backfill = since is not None or until is not None
+    for name in (s for s in STREAM_ORDER if s in streams):
+        started = time.perf_counter()
+        if name in SOQL_STREAMS:
+            key = (
+                f"backfill:{name}:{since and since.isoformat()}:{until and until.isoformat()}"
+                if backfill
+                else None
+            )
+            result = pull_soql_stream(SOQL_STREAMS[name], ctx, since=since, until=until, state_key=key)
+        elif name == "booking_sessions":
+            result = pull_booking_sessions(ctx)
+        elif name == "bookings":
+            result = pull_bookings(ctx)
+        else:
+            result = pull_booking_lines(ctx)
+        result.counts["milliseconds"] = round((time.perf_counter() - started) * 1000)
+        report.streams.append(result)
+        if result.stopped:
+            report.outcome = "partial"
+            report.message = "stopped on request; everything read so far is committed"
+            break

@@ -108,3 +108,27 @@ def test_state_and_run_ledger(warehouse: Engine) -> None:
     assert runs[0]["run_id"] == run_id
     assert runs[0]["outcome"] == "partial"
     assert runs[0]["counts"] == {"rows": 3}
+
+
+def test_sqlite_page_cache_is_large_only_inside_bulk_write_cache(tmp_path: Any) -> None:
+    """The pull's writers get a big page cache; a pooled connection reused afterwards gives it back."""
+    from sqlalchemy import text
+
+    from regsync.warehouse.engine import READ_CACHE_KIB, WRITE_CACHE_KIB, bulk_write_cache, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}", pool_size=1, max_overflow=0)
+
+    def cache_kib() -> int:
+        with engine.connect() as connection:
+            return -connection.execute(text("PRAGMA cache_size")).scalar_one()
+
+    try:
+        assert cache_kib() == READ_CACHE_KIB
+        with bulk_write_cache():
+            assert cache_kib() == WRITE_CACHE_KIB  # the same pooled connection, enlarged
+            with bulk_write_cache(4_096):
+                assert cache_kib() == 4_096
+            assert cache_kib() == WRITE_CACHE_KIB
+        assert cache_kib() == READ_CACHE_KIB  # and shrunk again for the readers that follow
+    finally:
+        engine.dispose()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# SQLite's page cache per connection (PRAGMA cache_size, in KiB): its own default for readers, and
+# a large one for the pull while it writes (`bulk_write_cache`). Past a few hundred thousand
+# registrations the indexes outgrow 2 MB and every batched upsert re-reads its B-tree pages from
+# the OS: 64 MB made a 300k pull 13 % faster. The reconcile's scans gain nothing from it and would
+# hold it on each of their connections (1M: 218 MB peak with 2 MB, 386-488 MB with 64 MB).
+READ_CACHE_KIB = 2_000
+WRITE_CACHE_KIB = 65_536
+_cache_kib: ContextVar[int] = ContextVar("regsync_sqlite_cache_kib", default=READ_CACHE_KIB)
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -54,7 +65,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        @event.listens_for(engine, "checkout")
+        def _cache_size(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            wanted = _cache_kib.get()
+            if record.info.get("cache_kib") != wanted:  # pooled connections keep their setting
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f"PRAGMA cache_size=-{wanted}")  # shrinking it frees the pages
+                cursor.close()
+                record.info["cache_kib"] = wanted
+
     return engine
+
+
+@contextmanager
+def bulk_write_cache(kib: int = WRITE_CACHE_KIB) -> Iterator[None]:
+    """SQLite connections checked out inside this block (in this thread) get a `kib` page cache."""
+    token = _cache_kib.set(kib)
+    try:
+        yield
+    finally:
+        _cache_kib.reset(token)
 
 
 def alembic_config(engine: Engine) -> Config:
