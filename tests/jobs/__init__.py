@@ -18,19 +18,10 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from regsync.sandbox import DEMO, Sandbox
+from regsync.testing.snapshot import READ_TIME_COLUMNS, warehouse_snapshot
 from regsync.warehouse.engine import make_engine
 from regsync.warehouse.lock_tables import job_locks
-from regsync.warehouse.tables import (
-    booking_lines,
-    booking_session_lines,
-    booking_sessions,
-    bookings,
-    registration_attendee_sessions,
-    registration_attendees,
-    registrations,
-    runs,
-    sf_sessions,
-)
+from regsync.warehouse.tables import runs
 
 BOOT = (
     "from regsync.cli import app\n"
@@ -47,19 +38,6 @@ SECRETS = (
     DEMO.cf_api_key,
     DEMO.cf_api_secret,
     DEMO.cf_token,
-)
-
-# Columns that say when a row was read, not what it holds: a second read differs there.
-VOLATILE = {"synced_at", "read_at", "fetched_at", "age_s", "last_activity_at"}
-PULLED = (
-    registrations,
-    registration_attendees,
-    registration_attendee_sessions,
-    sf_sessions,
-    booking_sessions,
-    booking_session_lines,
-    bookings,
-    booking_lines,
 )
 
 
@@ -127,18 +105,13 @@ def lock_rows(engine: Engine) -> list[dict[str, Any]]:
 
 def contents(engine: Engine) -> dict[str, set[tuple[Any, ...]]]:
     """What the pull tables hold, without the columns that only say when a row was read."""
-    found: dict[str, set[tuple[Any, ...]]] = {}
-    with engine.connect() as connection:
-        for table in PULLED:
-            columns = [c for c in table.c if c.name not in VOLATILE]
-            found[table.name] = {tuple(row) for row in connection.execute(select(*columns))}
-    return found
+    return warehouse_snapshot(engine)
 
 
 def row_counts(engine: Engine) -> dict[str, int]:
     """Rows per pull table, counted (a duplicate would show here even where a set would hide it)."""
     with engine.connect() as connection:
-        return {table.name: len(connection.execute(select(table)).all()) for table in PULLED}
+        return {table.name: len(connection.execute(select(table)).all()) for table in READ_TIME_COLUMNS}
 
 
 def reference_contents(
