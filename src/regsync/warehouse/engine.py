@@ -67,8 +67,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "checkout")
         def _cache_size(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            # Pooled connections keep their setting until someone wants another: a connection the
+            # lock heartbeat borrows mid-pull is shrunk and then enlarged again (a refill, cheap).
             wanted = _cache_kib.get()
-            if record.info.get("cache_kib") != wanted:  # pooled connections keep their setting
+            if record.info.get("cache_kib") != wanted:
                 cursor = dbapi_connection.cursor()
                 cursor.execute(f"PRAGMA cache_size=-{wanted}")  # shrinking it frees the pages
                 cursor.close()
