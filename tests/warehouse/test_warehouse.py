@@ -6,9 +6,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, func, inspect, select, text
 
-from regsync.warehouse.engine import migrate
+from regsync.warehouse.engine import (
+    READ_CACHE_KIB,
+    WRITE_CACHE_KIB,
+    bulk_write_cache,
+    make_engine,
+    migrate,
+)
 from regsync.warehouse.state import finish_run, last_runs, read_state, start_run, write_state
 from regsync.warehouse.tables import registration_attendees, registrations
 from regsync.warehouse.upsert import replace_children, upsert
@@ -112,10 +118,6 @@ def test_state_and_run_ledger(warehouse: Engine) -> None:
 
 def test_sqlite_page_cache_is_large_only_inside_bulk_write_cache(tmp_path: Any) -> None:
     """The pull's writers get a big page cache; a pooled connection reused afterwards gives it back."""
-    from sqlalchemy import text
-
-    from regsync.warehouse.engine import READ_CACHE_KIB, WRITE_CACHE_KIB, bulk_write_cache, make_engine
-
     engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}", pool_size=1, max_overflow=0)
 
     def cache_kib() -> int:
