@@ -233,7 +233,9 @@ def reconcile(
             now=_date(as_of, "--as-of") if as_of else datetime.now(UTC),
             instance_url=settings.salesforce.instance_url or settings.salesforce.login_url,
             registration_object=settings.salesforce.objects.registration,
+            checkfront_url=settings.checkfront.base_url,
         )
+    _print_freshness(result.freshness)
     table = Table(
         title=f"reconcile: {result.total} mismatch(es) — {result.new} new, {result.open} still open, {result.resolved} resolved"
     )
@@ -246,6 +248,23 @@ def reconcile(
         out.print(str(path))
     if fail_on_mismatch and result.total:
         raise typer.Exit(ExitCode.MISMATCHES)
+
+
+def _print_freshness(freshness: object) -> None:
+    """Data as of when; a red warning when a pull failed or the data is older than max_data_age_s."""
+    from regsync.freshness import Freshness
+
+    if not isinstance(freshness, Freshness):
+        return
+    if freshness.fresh:
+        console.print(f"[green]{freshness.as_of_text()}[/]", highlight=False)
+        return
+    console.print(
+        f"[bold red]WARNING: this reconciliation ran on stale or incomplete data ({freshness.as_of_text()})[/]",
+        highlight=False,
+    )
+    for warning in freshness.warnings:
+        console.print(f"[red]  - {warning}[/]", highlight=False)
 
 
 def _duration(value: str | None) -> int | None:

@@ -360,7 +360,9 @@ def _reconcile_body(ctx: JobContext) -> JobResult:
             now=ctx.now(),
             instance_url=sf.instance_url or sf.login_url,
             registration_object=sf.objects.registration,
+            checkfront_url=ctx.settings.checkfront.base_url,
         )
+        fresh = result.freshness
         counts = {
             "mismatches": result.total,
             "new": result.new,
@@ -369,12 +371,15 @@ def _reconcile_body(ctx: JobContext) -> JobResult:
             **{f"code.{code}": n for code, n in result.counts.items() if n},
             "reconcile_run_id": result.run_id,
             "reports": [str(path) for path in result.paths],
+            "data_fresh": int(fresh is None or fresh.fresh),
         }
         outcome = "ok"
         message = (
             f"{result.total} mismatch(es): {result.new} new, {result.open} still open, "
             f"{result.resolved} resolved; reports in {ctx.jobs.reports_dir}"
         )
+        if fresh is not None:
+            message += f"; {fresh.verdict()}"
     except (RegsyncError, SQLAlchemyError, OSError, ValueError) as exc:
         message = f"{type(exc).__name__}: {exc}"
         log.error("reconcile failed: %s", message)
@@ -392,6 +397,14 @@ def _merge_calls(results: list[JobResult]) -> dict[str, Any]:
             else:
                 merged[key] = value
     return merged
+
+
+def _on_data(result: JobResult) -> str:
+    """' on fresh data' / ' on STALE data' after a reconcile step (regsync.freshness)."""
+    fresh = result.counts.get("data_fresh")
+    if fresh is None:
+        return ""
+    return " on fresh data" if fresh else " on STALE OR INCOMPLETE data (see its warnings)"
 
 
 def _main_body(ctx: JobContext) -> JobResult:
@@ -430,7 +443,7 @@ def _main_body(ctx: JobContext) -> JobResult:
         name: {"outcome": r.outcome, "exit_code": int(r.exit_code), "run_id": r.run_id}
         for name, r in done.items()
     }
-    parts = [f"{name} {r.outcome}" for name, r in done.items()]
+    parts = [f"{name} {r.outcome}{_on_data(r)}" for name, r in done.items()]
     parts += [f"{name} skipped ({why})" for name, why in skipped.items()]
     message = "; ".join(parts)
     calls = _merge_calls(results)

@@ -1,30 +1,120 @@
-"""A single self-contained HTML report (inline CSS and SVG, no script) that opens from a mail or a share."""
+"""A single self-contained HTML report (inline CSS and SVG, no script) that opens from a mail or a share.
+
+What a person reading it needs first: whether the data behind it is fresh (the banner), then the
+mismatches worst first (severity, then code), each with what to do about it and links to both
+systems. It fits a 1,400-pixel screen without sideways scrolling; the chart's colours are the
+Okabe-Ito set (told apart with the common colour-vision deficiencies).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, case, select
 
 from regsync.config import write_private_file
-from regsync.reconcile.report import ReportRow, Tally, record_link, stamp, summary_frame
+from regsync.reconcile.report import (
+    ReportRow,
+    Tally,
+    _bytewise,
+    _in_report,
+    _status,
+    record_link,
+    stamp,
+    summary_frame,
+)
 from regsync.reconcile.rules import CODES, ReconcileSettings
-from regsync.warehouse.reconcile_tables import reconcile_runs
+from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 
-PALETTE = ("#c0392b", "#e67e22", "#8e44ad", "#2980b9", "#16a085", "#f1c40f", "#7f8c8d", "#d35400", "#27ae60")
+if TYPE_CHECKING:
+    from regsync.freshness import Freshness
+
+# Okabe & Ito (2008), plus grey: nine colours for the nine reason codes, in CODES order.
+PALETTE = (
+    "#D55E00",  # vermillion
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#CC79A7",  # reddish purple
+    "#009E73",  # bluish green
+    "#F0E442",  # yellow
+    "#000000",  # black
+    "#999999",  # grey
+)
+SEVERITIES = ("high", "medium", "low")
+# What an operator does about each reason code (docs/rules.md says what each one means).
+WHAT_TO_DO: dict[str, str] = {
+    "BOOKING_SESSION_MISSING": (
+        "Ask the customer to register again or book by hand in Checkfront, then set the booking code on "
+        "the registration; cancel the registration if they gave up."
+    ),
+    "BOOKING_WITHOUT_REGISTRATION": (
+        "Find the registration the booking belongs to and set its booking code; if none exists, "
+        "create it or void the booking."
+    ),
+    "ATTENDEE_COUNT_MISMATCH": (
+        "Compare the attendees with the booking's lines: edit the booking's quantities or the "
+        "registration's attendees until the seats agree."
+    ),
+    "ATTENDEE_SESSIONS_MISMATCH": (
+        "Check which sessions the attendees chose against the booked items; move the booking lines "
+        "or fix the session mapping (Checkfront_Item_Id__c / session_item_mapping)."
+    ),
+    "COMPLETED_BOOKING_UNPAID": (
+        "Collect payment on the Checkfront booking, or reopen the registration if it should not "
+        "have been completed."
+    ),
+    "DRAFT_BOOKING_PAID": (
+        "Run `regsync submit-pending --dry-run` to see why it was not submitted; submit it "
+        "(or let the next run) once nothing blocks it."
+    ),
+    "DUPLICATE_REGISTRATION": (
+        "Keep the registration that carries the booking and cancel the others pointing at the same "
+        "booking session."
+    ),
+    "AMOUNT_MISMATCH": (
+        "Compare the registration amount with the booking total (discounts, taxes, add-ons); "
+        "correct whichever is wrong or refund the difference."
+    ),
+    "STALE_DRAFT": (
+        "Contact the customer or delete the abandoned draft; `regsync close-stale` frees any seats "
+        "its cart still holds."
+    ),
+}
+# Checkfront's staff page of a booking. Checkfront publishes no URL scheme for it (see the report).
+CHECKFRONT_BOOKING_PATH = "/booking/{code}"
 _CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+*{box-sizing:border-box}
+body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;padding:1em 1.5em;color:#222;max-width:1400px}
+h1{font-size:1.5em;margin:.2em 0}
+table{border-collapse:collapse;margin:1em 0;width:100%;table-layout:fixed}
+th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f4f4f4}
-td.n{text-align:right}
-.high{color:#c0392b;font-weight:bold}.medium{color:#d35400}.low{color:#7f8c8d}
+td.n,th.n{text-align:right}
+.high{color:#b03a00;font-weight:bold}.medium{color:#6b4f00}.low{color:#555}
+.banner{border:2px solid;padding:.6em 1em;margin:1em 0;border-radius:4px}
+.banner.ok{border-color:#2e7d32;background:#edf7ee}
+.banner.warn{border-color:#b00020;background:#fdecee}
+.banner.warn strong{color:#b00020}
+.banner ul{margin:.3em 0 0 1.2em;padding:0}
+.legend{display:flex;flex-wrap:wrap;gap:.3em 1.2em;margin:.4em 0}
+.legend span.sw{display:inline-block;width:1em;height:1em;vertical-align:-.15em;margin-right:.3em;border:1px solid #555}
+.chart{max-width:100%;height:auto}
+.todo{color:#333}
 """
-_CHART_H, _SLOT, _LEFT, _TOP = 200, 48, 40, 10
+# The chart: a slot per run wide enough for its two-line label ("12-03" over "16:20") at 11 px.
+_CHART_H, _SLOT, _BAR, _LEFT, _TOP = 200, 64, 40, 48, 20
+_LABEL_FONT = 11
+# Unicode bidirectional controls (embeddings, overrides, isolates) can make text read backwards
+# (a "Trojan Source" display trick); shown as visible escapes instead.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -46,15 +136,62 @@ def load_history(connection: Connection, limit: int) -> list[RunPoint]:
     return [RunPoint(at, dict(counts or {})) for at, counts in connection.execute(query)][::-1]
 
 
+def iter_severity_rows(
+    connection: Connection, run_id: str, *, limit: int | None = None
+) -> Iterator[ReportRow]:
+    """The run's report rows for the page: severity (high first), code, then new/open/resolved and ids."""
+    m = mismatches
+    dialect = connection.dialect.name
+    status = _status(run_id)
+    rank = case((m.c.severity == "high", 0), (m.c.severity == "medium", 1), else_=2)
+    status_rank = case((status == "new", 0), (status == "open", 1), else_=2)
+    fields = [name for name in ReportRow.__dataclass_fields__ if name != "status"]
+    ids = (m.c.registration_id, m.c.booking_code, m.c.booking_session_id)
+    query = (
+        select(status.label("status"), *(m.c[name] for name in fields))
+        .where(_in_report(run_id))
+        .order_by(rank, _bytewise(m.c.code, dialect), status_rank, *(_bytewise(c, dialect) for c in ids))
+        .limit(limit)
+    )
+    for row in connection.execute(query).mappings():
+        yield ReportRow(**row)
+
+
+def org_url(instance_url: str) -> str:
+    """The org's own URL for record links, or "" when only a login host is known.
+
+    login.salesforce.com and test.salesforce.com serve no records: a link there would send the
+    reader to a login page and then nowhere.
+    """
+    host = (urlsplit(instance_url).hostname or "").lower()
+    if host in ("login.salesforce.com", "test.salesforce.com") or not instance_url.startswith("https://"):
+        return ""
+    return instance_url.rstrip("/")
+
+
+def booking_link(checkfront_url: str, code: str | None) -> str:
+    """The Checkfront staff page of a booking, or "" (no code, or no https account URL)."""
+    if not code or not checkfront_url.startswith("https://"):
+        return ""
+    return checkfront_url.rstrip("/") + CHECKFRONT_BOOKING_PATH.format(code=quote(code, safe=""))
+
+
+def defuse_bidi(text: str) -> str:
+    """U+202E -> "<U+202E>": a bidi control shown for what it is instead of reordering the text."""
+    return _BIDI.sub(lambda match: f"<U+{ord(match.group()):04X}>", text)
+
+
 def _e(value: object) -> str:
-    return escape("" if value is None else str(value), quote=True)
+    return escape(defuse_bidi("" if value is None else str(value)), quote=True)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A table whose cells are already-escaped HTML."""
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[str] = ()) -> str:
+    """A table whose cells are already-escaped HTML; widths (CSS) per column keep it on the page."""
+    cols = "".join(f'<col style="width:{w}">' for w in widths)
+    colgroup = f"<colgroup>{cols}</colgroup>" if widths else ""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{colgroup}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _td(value: object, css: str = "") -> str:
@@ -62,51 +199,78 @@ def _td(value: object, css: str = "") -> str:
     return f"<td{attribute}>{_e(value)}</td>"
 
 
+def _a(href: str, text: object) -> str:
+    return f'<td><a href="{_e(href)}">{_e(text)}</a></td>' if href else _td(text)
+
+
 def bar_chart(history: Sequence[RunPoint]) -> str:
-    """Stacked bars: one per run, one colour per reason code, with a legend."""
+    """Stacked bars: one per run, one colour per reason code, a y axis and a legend."""
     if not history:
         return "<p>No reconcile runs recorded yet.</p>"
     peak = max(max(point.total for point in history), 1)
     width = _LEFT + _SLOT * len(history) + 10
+    height = _TOP + _CHART_H + 40
+    bottom = _TOP + _CHART_H
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{_CHART_H + 60}" '
-        'role="img" aria-label="Mismatches by reason code over the last runs">',
-        f'<text x="4" y="{_TOP + 10}" font-size="11">{peak}</text>',
-        f'<text x="4" y="{_TOP + _CHART_H}" font-size="11">0</text>',
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" '
+        'aria-label="Mismatches by reason code over the last runs">',
+        f'<line x1="{_LEFT - 4}" y1="{bottom}" x2="{width - 6}" y2="{bottom}" stroke="#444"/>',
+        f'<line x1="{_LEFT - 4}" y1="{_TOP}" x2="{_LEFT - 4}" y2="{bottom}" stroke="#444"/>',
     ]
+    for value in sorted({0, peak // 2, peak}):
+        y = bottom - value * _CHART_H / peak
+        parts.append(
+            f'<text class="ylabel" x="{_LEFT - 8}" y="{y + 4:.1f}" font-size="{_LABEL_FONT}" '
+            f'text-anchor="end">{value}</text>'
+        )
+        if value:
+            parts.append(f'<line x1="{_LEFT - 4}" y1="{y:.1f}" x2="{width - 6}" y2="{y:.1f}" stroke="#ddd"/>')
     for index, point in enumerate(history):
         parts += _bar(index, point, peak)
     parts.append("</svg>")
     legend = "".join(
-        f'<span style="display:inline-block;margin-right:1em">'
-        f'<span style="display:inline-block;width:.8em;height:.8em;background:{colour}"></span> {_e(code)}</span>'
+        f'<span><span class="sw" style="background:{colour}"></span>{_e(code)}</span>'
         for code, colour in zip(CODES, PALETTE, strict=True)
     )
-    return "".join(parts) + f"<div>{legend}</div>"
+    return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
 def _bar(index: int, point: RunPoint, peak: int) -> list[str]:
-    x = _LEFT + index * _SLOT
+    x = _LEFT + index * _SLOT + (_SLOT - _BAR) / 2
+    middle = x + _BAR / 2
     bottom = _TOP + _CHART_H
+    top = bottom
     parts = []
     for code, colour in zip(CODES, PALETTE, strict=True):
         count = int(point.counts.get(code, 0))
         if count <= 0:
             continue
         height = count * _CHART_H / peak
-        bottom -= height
+        top -= height
         parts.append(
-            f'<rect x="{x}" y="{bottom:.1f}" width="{_SLOT - 12}" height="{height:.1f}" fill="{colour}">'
-            f"<title>{_e(stamp(point.at))} {_e(code)}: {count}</title></rect>"
+            f'<rect x="{x:.1f}" y="{top:.1f}" width="{_BAR}" height="{height:.1f}" fill="{colour}" '
+            f'stroke="#fff" stroke-width="0.5"><title>{_e(stamp(point.at))} {_e(code)}: {count}</title></rect>'
         )
-    label = f"{point.at:%m-%d %H:%M}"
-    parts.append(f'<text x="{x}" y="{_TOP + _CHART_H + 14}" font-size="10">{_e(label)}</text>')
-    parts.append(f'<text x="{x}" y="{_TOP + _CHART_H + 28}" font-size="10">{point.total}</text>')
-    return parts
+    label = (
+        f'<text class="xlabel" x="{middle:.1f}" y="{bottom + 15}" font-size="{_LABEL_FONT}" '
+        f'text-anchor="middle">{point.at:%m-%d}</text>'
+        f'<text class="xlabel" x="{middle:.1f}" y="{bottom + 29}" font-size="{_LABEL_FONT}" '
+        f'text-anchor="middle">{point.at:%H:%M}</text>'
+    )
+    total = (
+        f'<text class="total" x="{middle:.1f}" y="{top - 4:.1f}" font-size="{_LABEL_FONT}" '
+        f'text-anchor="middle">{point.total}</text>'
+    )
+    return [*parts, label, total]
+
+
+def _severity_order(records: list[dict[str, object]]) -> list[dict[str, object]]:
+    return sorted(records, key=lambda r: (SEVERITIES.index(str(r["severity"])), str(r["code"])))
 
 
 def _summary_table(tally: Tally, settings: ReconcileSettings) -> str:
-    records = summary_frame(tally, settings).to_dict("records")
+    records = _severity_order(summary_frame(tally, settings).to_dict("records"))
     cells = [
         [
             _td(r["code"]),
@@ -115,39 +279,36 @@ def _summary_table(tally: Tally, settings: ReconcileSettings) -> str:
             _td(r["new"], "n"),
             _td(r["resolved"], "n"),
             _td(r["description"]),
+            _td(WHAT_TO_DO.get(str(r["code"]), ""), "todo"),
         ]
         for r in records
     ]
-    return _table(["code", "severity", "count", "new", "resolved", "meaning"], cells)
-
-
-def _link_cell(row: ReportRow, instance_url: str, sobject: str) -> str:
-    href = record_link(instance_url, sobject, row.registration_id)
-    if not href:
-        return _td(row.registration_id)
-    return f'<td><a href="{_e(href)}">{_e(row.registration_id)}</a></td>'
+    headers = ["code", "severity", "count", "new", "resolved", "meaning", "what to do"]
+    return _table(headers, cells, ("17%", "6%", "5%", "5%", "6%", "27%", "34%"))
 
 
 HTML_ROW_LIMIT = 2000  # a browser page of 100k rows helps nobody; mismatches.csv has them all
 
 
-def _mismatch_table(rows: Sequence[ReportRow], total: int, instance_url: str, sobject: str) -> str:
-    """The first rows of the report (`rows`, at most HTML_ROW_LIMIT of `total`)."""
+def _mismatch_table(
+    rows: Sequence[ReportRow], total: int, instance_url: str, sobject: str, checkfront_url: str
+) -> str:
+    """The first rows of the report (`rows`, at most HTML_ROW_LIMIT of `total`), worst first."""
     if not rows:
         return "<p>No mismatches.</p>"
     note = ""
     if total > len(rows):
-        note = f"<p>The first {len(rows)} of {total} rows; mismatches.csv lists them all.</p>"
-    headers = ["status", "code", "severity", "Salesforce", "booking session", "booking code"]
+        note = f"<p>The first {len(rows)} of {total} rows (worst first); mismatches.csv lists them all.</p>"
+    headers = ["severity", "code", "status", "Salesforce", "booking session", "booking code"]
     headers += ["Salesforce value", "Checkfront value", "explanation", "first seen", "last seen"]
     cells = [
         [
-            _td(row.status),
-            _td(row.code),
             _td(row.severity, row.severity),
-            _link_cell(row, instance_url, sobject),
+            _td(row.code),
+            _td(row.status),
+            _a(record_link(instance_url, sobject, row.registration_id), row.registration_id),
             _td(row.booking_session_id),
-            _td(row.booking_code),
+            _a(booking_link(checkfront_url, row.booking_code), row.booking_code),
             _td(row.sf_value),
             _td(row.cf_value),
             _td(row.explanation),
@@ -156,7 +317,34 @@ def _mismatch_table(rows: Sequence[ReportRow], total: int, instance_url: str, so
         ]
         for row in rows
     ]
-    return note + _table(headers, cells)
+    widths = ("6%", "12%", "6%", "10%", "9%", "8%", "9%", "9%", "17%", "7%", "7%")
+    return note + _table(headers, cells, widths)
+
+
+def freshness_banner(freshness: Freshness | None) -> str:
+    """Data as of when, per system; a red warning when a pull failed or the data is too old."""
+    if freshness is None:
+        return ""
+    lines = "".join(
+        f"<li>{_e(s.name)}: data as of {_e(stamp(s.data_as_of) or 'never')}"
+        + (f" ({_e(_age(s.age_s))} old)" if s.age_s is not None else "")
+        + "</li>"
+        for s in freshness.systems
+    )
+    if freshness.fresh:
+        return f'<div class="banner ok" id="freshness"><strong>Fresh data.</strong><ul>{lines}</ul></div>'
+    warnings = "".join(f"<li>{_e(w)}</li>" for w in freshness.warnings)
+    return (
+        '<div class="banner warn" id="freshness" role="alert"><strong>Warning: this report may be '
+        "wrong or incomplete. It was built on data that is stale or from a failed pull; fix the pull "
+        f"and reconcile again before acting on it.</strong><ul>{warnings}</ul><ul>{lines}</ul></div>"
+    )
+
+
+def _age(seconds: float | None) -> str:
+    from regsync.freshness import age_text
+
+    return "" if seconds is None else age_text(seconds)
 
 
 def render_html(
@@ -168,24 +356,36 @@ def render_html(
     at: datetime,
     instance_url: str,
     registration_object: str,
+    checkfront_url: str = "",
+    freshness: Freshness | None = None,
 ) -> str:
     """The whole report as one HTML document; every value from the data is escaped.
 
-    head: the report's first rows in report order (at most HTML_ROW_LIMIT); tally: its counts.
+    head: the report's first rows, worst first (`iter_severity_rows`, at most HTML_ROW_LIMIT);
+    tally: its counts. instance_url: the org's URL (`org_url`): "" shows ids without links.
     """
     counts = {
         status: sum(n for (_, state), n in tally.items() if state == status)
         for status in ("new", "open", "resolved")
     }
+    link_note = ""
+    if not org_url(instance_url):
+        link_note = (
+            "<p>Salesforce ids are not linked: set <code>salesforce.instance_url</code> to your org's "
+            "URL (e.g. https://yourorg.my.salesforce.com) to link them.</p>"
+        )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>regsync reconciliation {_e(stamp(at))}</title><style>{_CSS}</style></head><body>"
         f"<h1>Reconciliation at {_e(stamp(at))}</h1>"
+        f"{freshness_banner(freshness)}"
         f"<p>{counts['new'] + counts['open']} open mismatches: {counts['new']} new, "
         f"{counts['open']} still open; {counts['resolved']} resolved since the previous run.</p>"
         f"<h2>By reason</h2>{_summary_table(tally, settings)}"
         f"<h2>Last {len(history)} runs</h2>{bar_chart(history)}"
-        f"<h2>Mismatches</h2>{_mismatch_table(head, sum(tally.values()), instance_url, registration_object)}"
+        f"<h2>Mismatches</h2>{link_note}"
+        f"{_mismatch_table(head, sum(tally.values()), org_url(instance_url), registration_object, checkfront_url)}"
         "</body></html>\n"
     )
 

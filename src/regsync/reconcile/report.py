@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -187,8 +187,12 @@ def diff_frame(rows: Iterable[ReportRow]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=list(DIFF_COLUMNS))
 
 
-def summary_frame(tally: Tally, settings: ReconcileSettings) -> pd.DataFrame:
-    """Counts by reason code, every code listed (in docs/rules.md order) even at 0."""
+def summary_frame(
+    tally: Tally, settings: ReconcileSettings, extra: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Counts by reason code, every code listed (in docs/rules.md order) even at 0; `extra`
+    columns (how fresh the data was) repeated on every row."""
+    extra = dict(extra or {})
     records = [
         {
             "code": rule.code,
@@ -197,10 +201,11 @@ def summary_frame(tally: Tally, settings: ReconcileSettings) -> pd.DataFrame:
             "new": tally[rule.code, "new"],
             "resolved": tally[rule.code, "resolved"],
             "description": rule.description,
+            **extra,
         }
         for rule in RULES
     ]
-    return pd.DataFrame(records, columns=list(SUMMARY_COLUMNS))
+    return pd.DataFrame(records, columns=[*SUMMARY_COLUMNS, *extra])
 
 
 def csv_text(frame: pd.DataFrame, *, header: bool = True) -> str:
@@ -224,6 +229,7 @@ def write_csv_reports(
     tally: Tally,
     instance_url: str,
     registration_object: str,
+    summary_extra: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """mismatches.csv, summary.csv and diff.csv in out_dir.
 
@@ -239,4 +245,8 @@ def write_csv_reports(
             found = mismatches_frame(rows, instance_url, registration_object)
             found_file.write(csv_text(found, header=False) if len(found) else "")
             diff_file.write(csv_text(diff_frame(rows), header=False))
-    return [found_path, write_csv(summary_frame(tally, settings), out_dir / "summary.csv"), diff_path]
+    return [
+        found_path,
+        write_csv(summary_frame(tally, settings, summary_extra), out_dir / "summary.csv"),
+        diff_path,
+    ]

@@ -15,8 +15,16 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from regsync.batching import batched
-from regsync.reconcile.html import HTML_ROW_LIMIT, load_history, render_html, write_html
-from regsync.reconcile.report import iter_rows, load_tally, write_csv_reports
+from regsync.freshness import Freshness, load_freshness, stamp
+from regsync.reconcile.html import (
+    HTML_ROW_LIMIT,
+    iter_severity_rows,
+    load_history,
+    org_url,
+    render_html,
+    write_html,
+)
+from regsync.reconcile.report import load_tally, write_csv_reports
 from regsync.reconcile.rules import CODES, Mismatch, ReconcileSettings, evaluate_concurrently
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 from regsync.warehouse.upsert import upsert
@@ -48,6 +56,7 @@ class ReconcileResult:
     open: int
     resolved: int
     paths: tuple[Path, ...]
+    freshness: Freshness | None = None  # how fresh the data behind this run was
 
 
 def _last_values(found: Mismatch, run_id: str, now: datetime) -> dict[str, Any]:
@@ -146,16 +155,19 @@ def run_reconcile(
     now: datetime,
     instance_url: str,
     registration_object: str,
+    checkfront_url: str = "",
     history_runs: int = 10,
 ) -> ReconcileResult:
     """Evaluate every rule at `now`, record the run and write the reports asked for into out_dir.
 
-    One transaction: if a report cannot be written, the run is not recorded either.
+    One transaction: if a report cannot be written, the run is not recorded either. Every report
+    says how fresh the data was (regsync.freshness); record links use the org's own URL only
+    (`org_url`: never a login host).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
     run_id = str(uuid.uuid4())
-    links = {"instance_url": instance_url, "registration_object": registration_object}
+    links = {"instance_url": org_url(instance_url), "registration_object": registration_object}
     paths: list[Path] = []
     started = time.perf_counter()
     found = evaluate_concurrently(engine, settings, now)
@@ -177,12 +189,32 @@ def run_reconcile(
             diff.resolved,
         )
         tally = load_tally(connection, run_id)
+        freshness = load_freshness(connection, now=now, max_age_s=settings.max_data_age_s)
+        for warning in freshness.warnings:
+            log.warning("reconcile on stale or incomplete data: %s", warning)
         if fmt in ("csv", "both"):
-            paths += write_csv_reports(connection, run_id, settings, out_dir, tally=tally, **links)
+            paths += write_csv_reports(
+                connection,
+                run_id,
+                settings,
+                out_dir,
+                tally=tally,
+                summary_extra=summary_columns(freshness),
+                **links,
+            )
         if fmt in ("html", "both"):
             history = load_history(connection, history_runs)
-            head = list(iter_rows(connection, run_id, limit=HTML_ROW_LIMIT))
-            document = render_html(head, tally, settings, history, at=now, **links)
+            head = list(iter_severity_rows(connection, run_id, limit=HTML_ROW_LIMIT))
+            document = render_html(
+                head,
+                tally,
+                settings,
+                history,
+                at=now,
+                checkfront_url=checkfront_url,
+                freshness=freshness,
+                **links,
+            )
             paths.append(write_html(out_dir / "report.html", document))
         log.info("reports written in %.1fs", time.perf_counter() - recorded)
     return ReconcileResult(
@@ -194,4 +226,15 @@ def run_reconcile(
         open=diff.open,
         resolved=diff.resolved,
         paths=tuple(paths),
+        freshness=freshness,
     )
+
+
+def summary_columns(freshness: Freshness) -> dict[str, str]:
+    """The columns summary.csv adds to every row: data as of when, per system, and any warning."""
+    systems = freshness.by_system()
+    return {
+        "salesforce_data_as_of": stamp(systems["salesforce"].data_as_of),
+        "checkfront_data_as_of": stamp(systems["checkfront"].data_as_of),
+        "data_warning": "; ".join(freshness.warnings),
+    }
