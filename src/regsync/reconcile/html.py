@@ -284,7 +284,7 @@ def _summary_table(tally: Tally, settings: ReconcileSettings) -> str:
         for r in records
     ]
     headers = ["code", "severity", "count", "new", "resolved", "meaning", "what to do"]
-    return _table(headers, cells, ("17%", "6%", "5%", "5%", "6%", "27%", "34%"))
+    return _table(headers, cells, ("21%", "6%", "5%", "4%", "7%", "26%", "31%"))
 
 
 HTML_ROW_LIMIT = 2000  # a browser page of 100k rows helps nobody; mismatches.csv has them all
@@ -317,7 +317,7 @@ def _mismatch_table(
         ]
         for row in rows
     ]
-    widths = ("6%", "12%", "6%", "10%", "9%", "8%", "9%", "9%", "17%", "7%", "7%")
+    widths = ("5%", "15%", "5%", "10%", "9%", "8%", "8%", "8%", "16%", "8%", "8%")
     return note + _table(headers, cells, widths)
 
 
