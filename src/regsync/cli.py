@@ -134,6 +134,8 @@ def _writer_lock(settings: Settings, job: str, stop: threading.Event | None = No
     except LockHeld as exc:
         console.print(f"[bold yellow]{exc}[/]", highlight=False)
         raise typer.Exit(ExitCode.LOCK_HELD) from None
+    finally:
+        engine.dispose()
 
 
 def _print_pull(report: PullReport) -> None:
@@ -331,6 +333,7 @@ def _write_command(
         out.print(
             f"[yellow]dry run: {planned} write(s) would be sent; nothing was sent and nothing journaled[/]"
         )
+        _print_breaker_prediction({"--apply": report.breaker_prediction} if report.breaker_prediction else {})
     else:
         out.print(f"outcome {report.outcome}: {counts or 'nothing to do'}")
     if report.message:
@@ -342,16 +345,57 @@ DRY_RUN = typer.Option("--dry-run", help="Print the plan; send and journal nothi
 APPLY = typer.Option("--apply", help="Write even if actions.enabled is false in the config.")
 
 
+FORMAT = typer.Option("--format", help="table (for people) | json (one JSON document, for scripts).")
+
+
+def _output_format(value: str) -> str:
+    from regsync.machine import FORMATS
+
+    if value not in FORMATS:
+        console.print(f"[red]--format must be one of {', '.join(FORMATS)}, not {value!r}[/]", highlight=False)
+        raise typer.Exit(ExitCode.USAGE)
+    return value
+
+
+def _print_breaker_prediction(verdicts: dict[str, object]) -> None:
+    """Whether --apply would trip the circuit breaker, and the rule that says so."""
+    from regsync.actions.apply import BreakerVerdict
+
+    for command, verdict in verdicts.items():
+        assert isinstance(verdict, BreakerVerdict)
+        colour = "bold red" if verdict.trips else "green"
+        head = "WOULD TRIP" if verdict.trips else "would pass"
+        out.print(f"[{colour}]breaker ({command}): {head}[/] — {verdict.reason}", highlight=False)
+
+
 @app.command()
 def plan(
     explain: Annotated[
         bool, typer.Option("--explain/--no-explain", help="Also list every skipped record and why.")
     ] = True,
+    fmt: Annotated[str, FORMAT] = "table",
 ) -> None:
-    """Show what submit-pending and close-stale would do, with the rule behind every decision."""
+    """Show what submit-pending and close-stale would do, with the rule behind every decision,
+    and whether `--apply` would trip the circuit breaker."""
     from regsync.actions.apply import plan as make_plan
+    from regsync.actions.apply import policy_of, predict_breaker
+    from regsync.locks import open_warehouse_locked
 
-    _print_plan(make_plan(settings_or_exit(), explained=explain), explain=explain)
+    fmt = _output_format(fmt)
+    settings = settings_or_exit()
+    engine = open_warehouse_locked(settings.warehouse.url)
+    try:
+        found = make_plan(settings, engine=engine, explained=explain)
+    finally:
+        engine.dispose()
+    verdicts = predict_breaker(policy_of(settings), found)
+    if fmt == "json":
+        from regsync.machine import dumps, plan_document
+
+        sys.stdout.write(dumps(plan_document(found, verdicts, explained=explain)))
+        return
+    _print_plan(found, explain=explain)
+    _print_breaker_prediction({f"{command} --apply": v for command, v in verdicts.items()})
 
 
 @app.command("submit-pending")
@@ -387,15 +431,18 @@ def actions(
     since: Annotated[str | None, typer.Option(help="Planned at or after this date/time (UTC).")] = None,
     target: Annotated[str | None, typer.Option(help="A registration id or booking session id.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+    fmt: Annotated[str, FORMAT] = "table",
 ) -> None:
     """List the write-back journal."""
+    fmt = _output_format(fmt)
     from regsync.actions.journal import list_actions
     from regsync.locks import open_warehouse_locked
 
     settings = settings_or_exit()
+    engine = open_warehouse_locked(settings.warehouse.url)
     try:
         rows = list_actions(
-            open_warehouse_locked(settings.warehouse.url),
+            engine,
             state=state,
             since=_date(since, "--since") if since else None,
             target=target,
@@ -404,6 +451,13 @@ def actions(
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(ExitCode.USAGE) from None
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        from regsync.machine import actions_document, dumps
+
+        sys.stdout.write(dumps(actions_document(rows)))
+        return
     table = Table(title=f"{len(rows)} action(s), newest first")
     for column in ("planned", "kind", "target", "state", "reason", "error"):
         table.add_column(column)
@@ -420,14 +474,29 @@ def actions(
 
 
 @app.command()
-def status() -> None:
+def status(fmt: Annotated[str, FORMAT] = "table") -> None:
     """Show each stream's watermark, row counts, quarantine and the last runs."""
     from regsync.jobs import jobs_status
     from regsync.status import warehouse_status
 
+    fmt = _output_format(fmt)
     settings = settings_or_exit()
+    if fmt == "json":
+        _status_json(settings)
+        return
     out.print(warehouse_status(settings))
     out.print(jobs_status(settings))
+
+
+def _status_json(settings: Settings) -> None:
+    from regsync.locks import open_warehouse_locked
+    from regsync.machine import dumps, status_document
+
+    engine = open_warehouse_locked(settings.warehouse.url)
+    try:
+        sys.stdout.write(dumps(status_document(settings, engine)))
+    finally:
+        engine.dispose()
 
 
 @app.command()

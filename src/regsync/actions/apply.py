@@ -60,6 +60,8 @@ class ActionsReport:
     message: str | None = None
     counts: Counter[str] = field(default_factory=Counter)  # "<kind>.<what>": n
     api_calls: dict[str, object] = field(default_factory=dict)
+    # Dry runs: what the breaker would say of this plan under --apply.
+    breaker_prediction: BreakerVerdict | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -177,7 +179,9 @@ def run_actions(
             action_settings=policy,
         )
         why = "dry run" if dry_run else "writes are off: pass apply (--apply) or set actions.enabled = true"
-        return ActionsReport(outcome="dry-run", plan=found, dry_run=True, message=why)
+        report = ActionsReport(outcome="dry-run", plan=found, dry_run=True, message=why)
+        report.breaker_prediction = breaker_verdict(policy, found)
+        return report
     usage = ApiUsage(settings.quota.max_share)
     salesforce, checkfront = make_clients(settings, usage, sleep)
     # "failed" until _execute says otherwise: an interrupted run must not be recorded as ok.
@@ -231,20 +235,64 @@ def _execute(run: _Run, kinds: Sequence[str], scope: Scope, limit: int | None) -
         report.message = ", ".join(f"{n} {what}" for what, n in problems.items()) + "; see `regsync actions`"
 
 
-def breaker(policy: ActionSettings, plan: Plan) -> str | None:
-    """Why this plan must not be written (too many writes, or too large a share), or None."""
+@dataclass(frozen=True)
+class BreakerVerdict:
+    """Whether a plan would trip the circuit breaker, and the rule that decides it, in words."""
+
+    trips: bool
+    reason: str
+
+
+def breaker_verdict(policy: ActionSettings, plan: Plan) -> BreakerVerdict:
+    """The breaker's decision on this plan, explained either way (`plan` and `--dry-run` print it).
+
+    Trips when the plan writes more than max_writes, or when one kind writes at least
+    share_min_writes and more than max_share of its eligible population.
+    """
     if plan.total > policy.max_writes:
-        return (
-            f"circuit breaker: {plan.total} writes planned > max_writes {policy.max_writes}; nothing written"
+        return BreakerVerdict(
+            True,
+            f"circuit breaker: {plan.total} writes planned > max_writes {policy.max_writes}; nothing written",
         )
+    shares: list[str] = []
     for kind, found in plan.candidates.items():
         eligible = plan.population.get(kind, 0)
-        if found and len(found) > policy.max_share * eligible:
-            return (
-                f"circuit breaker: {len(found)} {kind} of {eligible} eligible "
-                f"({len(found) / eligible:.0%}) > max_share {policy.max_share:.0%}; nothing written"
+        if not found:
+            continue
+        share = len(found) / eligible if eligible else 1.0
+        if len(found) < policy.share_min_writes:
+            shares.append(
+                f"{len(found)} {kind} of {eligible} eligible ({share:.0%}): under share_min_writes "
+                f"{policy.share_min_writes}, the share rule does not apply"
             )
-    return None
+        elif len(found) > policy.max_share * eligible:
+            return BreakerVerdict(
+                True,
+                f"circuit breaker: {len(found)} {kind} of {eligible} eligible "
+                f"({share:.0%}) > max_share {policy.max_share:.0%}; nothing written",
+            )
+        else:
+            shares.append(
+                f"{len(found)} {kind} of {eligible} eligible ({share:.0%}) <= max_share {policy.max_share:.0%}"
+            )
+    detail = "; ".join([f"{plan.total} writes <= max_writes {policy.max_writes}", *shares])
+    return BreakerVerdict(False, f"the circuit breaker would not trip: {detail}")
+
+
+def breaker(policy: ActionSettings, plan: Plan) -> str | None:
+    """Why this plan must not be written (too many writes, or too large a share), or None."""
+    verdict = breaker_verdict(policy, plan)
+    return verdict.reason if verdict.trips else None
+
+
+def predict_breaker(policy: ActionSettings, plan: Plan) -> dict[str, BreakerVerdict]:
+    """What `--apply` would meet, per command: submit-pending and close-stale each run the breaker
+    on their own kind's plan (as `run main` runs them one after the other)."""
+    verdicts: dict[str, BreakerVerdict] = {}
+    for kind, found in plan.candidates.items():
+        alone = Plan(now=plan.now, candidates={kind: found}, population={kind: plan.population.get(kind, 0)})
+        verdicts[JOBS[kind]] = breaker_verdict(policy, alone)
+    return verdicts
 
 
 # -- (a) recovery ---------------------------------------------------------------------------------

@@ -23,5 +23,8 @@ class ActionSettings(BaseModel):
     # ends), writes nothing.
     max_writes: int = Field(default=200, ge=0)
     max_share: float = Field(default=0.2, gt=0, le=1)
+    # The share rule applies only from this many writes of a kind: on a small org a handful of
+    # writes is a large share of a small population and no sign of a runaway plan.
+    share_min_writes: int = Field(default=5, ge=1)
     # Ids per batched re-read / confirming SOQL query (kept well under Salesforce's URI length).
     batch_size: int = Field(default=200, ge=1, le=500)
