@@ -72,6 +72,22 @@ def _job_settings_or_exit(cli: Any, settings: Any, jobs_file: Path | None) -> An
         raise typer.Exit(ExitCode.CONFIG) from None
 
 
+def _write_metrics(cli: Any, settings: Any, result: Any, metrics_file: Path | None) -> None:
+    """--metrics-file, else [metrics] file: the run's figures for node_exporter (regsync.metrics)."""
+    from regsync.metrics import MetricsSettings, emit
+
+    if metrics_file is not None and not metrics_file.name.endswith(".prom"):
+        cli.console.print(
+            f"[yellow]--metrics-file {metrics_file}: node_exporter reads only *.prom files[/]",
+            highlight=False,
+        )
+    if metrics_file is None and not getattr(settings, "metrics", MetricsSettings()).file:
+        return
+    written = emit(settings, result, path=metrics_file)
+    if written is None:
+        cli.console.print("[red]the metrics file could not be written (see the log)[/]", highlight=False)
+
+
 def register(app: typer.Typer, helpers: Any = None) -> None:
     """Add `run` and `schedule` to the regsync Typer app (idempotent)."""
     if getattr(app, "_regsync_jobs_registered", False):
@@ -96,6 +112,14 @@ def register(app: typer.Typer, helpers: Any = None) -> None:
             ),
         ] = None,
         jobs_file: Annotated[Path | None, JOBS_FILE] = None,
+        metrics_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--metrics-file",
+                help="Write the run's figures here in Prometheus text format (node_exporter textfile "
+                "collector; '{job}' becomes the job's name). Default: [metrics] file.",
+            ),
+        ] = None,
     ) -> None:
         """Run one job now, under the run lock (what cron calls); the exit code says how it went."""
         from regsync.jobs.registry import run_job
@@ -103,6 +127,12 @@ def register(app: typer.Typer, helpers: Any = None) -> None:
         cli = _cli(app, helpers)
         if job not in JOB_NAMES:
             cli.console.print(f"[red]unknown job {job!r}; known: {', '.join(JOB_NAMES)}[/]", highlight=False)
+            raise typer.Exit(ExitCode.USAGE)
+        if metrics_file is not None and not metrics_file.name.endswith(".prom"):
+            cli.console.print(
+                f"[red]--metrics-file {metrics_file}: node_exporter's textfile collector reads only *.prom files[/]",
+                highlight=False,
+            )
             raise typer.Exit(ExitCode.USAGE)
         settings = cli.settings_or_exit()
         jobs = _job_settings_or_exit(cli, settings, jobs_file)
@@ -115,6 +145,7 @@ def register(app: typer.Typer, helpers: Any = None) -> None:
             wait_timeout_s=wait_timeout,
             job_settings=jobs,
         )
+        _write_metrics(cli, settings, result, metrics_file)
         run = f" (run {result.run_id})" if result.run_id else ""
         cli.out.print(f"{job}: {result.outcome}{run}: {result.summary}", highlight=False, soft_wrap=True)
         raise typer.Exit(result.exit_code)

@@ -28,6 +28,7 @@ from pydantic_settings import (
 from regsync.actions.settings import ActionSettings
 from regsync.errors import ConfigError
 from regsync.jobs.settings import JobSettings
+from regsync.metrics import MetricsSettings
 from regsync.normalize.coerce import BookingStatuses
 from regsync.reconcile.rules import ReconcileSettings
 
@@ -239,6 +240,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     actions: ActionSettings = ActionSettings()
     jobs: JobSettings = JobSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(

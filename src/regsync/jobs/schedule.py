@@ -114,13 +114,16 @@ def run_scheduled(name: str) -> None:
         return
     daemon.runs[name] += 1
     try:
-        run_job(
+        result = run_job(
             name,
             daemon.settings,
             should_stop=daemon.stop.is_set,
             engine=daemon.engine,
             job_settings=daemon.jobs,
         )
+        from regsync.metrics import emit
+
+        emit(daemon.settings, result, engine=daemon.engine)  # when [metrics] file is set
     except Exception:
         daemon.errors[name] += 1
         log.exception("job %s raised; the daemon carries on", name)
