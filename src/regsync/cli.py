@@ -506,11 +506,97 @@ def version() -> None:
 
 
 @config_app.command("check")
-def config_check() -> None:
+def config_check(
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Also log in to both systems and check the API version, every configured object and "
+            "field, the Apex endpoint, one booking and one cart, and the quota (reads only).",
+        ),
+    ] = False,
+) -> None:
     """Validate the configuration and print the effective values, secrets masked."""
     settings = settings_or_exit()
     out.print_json(json.dumps(masked(settings)))
+    _refuse_incomplete(settings)
+    if online:
+        _preflight(settings)
     console.print("[green]configuration is valid[/]")
+
+
+def _config_path() -> Path | None:
+    import os
+
+    from regsync.config import CONFIG_ENV_VAR
+
+    given = state.config or os.environ.get(CONFIG_ENV_VAR)
+    return Path(given) if given else None
+
+
+def _refuse_incomplete(settings: Settings) -> None:
+    """An empty, secret-less or placeholder config is not "valid": exit 78 naming what is missing."""
+    from regsync.starter import incomplete
+
+    problems = incomplete(settings, _config_path())
+    if problems:
+        console.print("[bold red]configuration is not usable:[/]", highlight=False)
+        for problem in problems:
+            console.print(f"[red]  - {problem}[/]", highlight=False)
+        raise typer.Exit(ExitCode.CONFIG)
+
+
+def _preflight(settings: Settings) -> None:
+    """config check --online: one table of every check against the real systems; 78 if any failed."""
+    from regsync.preflight import run_preflight
+
+    report = run_preflight(settings)
+    table = Table(title="preflight (reads only; nothing is written)")
+    for column in ("system", "check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    colours = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+    for check in report.checks:
+        table.add_row(check.system, check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail)
+    out.print(table)
+    if report.failures:
+        console.print(f"[bold red]{len(report.failures)} check(s) failed:[/]", highlight=False)
+        for check in report.failures:
+            console.print(f"[red]  - {check.system} {check.name}: {check.detail}[/]", highlight=False)
+        raise typer.Exit(ExitCode.CONFIG)
+
+
+@config_app.command("init")
+def config_init(
+    path: Annotated[
+        Path, typer.Argument(help="Where to write the example config (e.g. /etc/regsync/regsync.toml).")
+    ],
+    jobs: Annotated[
+        bool,
+        typer.Option("--jobs/--no-jobs", help="Also write the cron and systemd examples in jobs/ beside it."),
+    ] = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace files that exist.")] = False,
+) -> None:
+    """Write the documented example config (and the cron/systemd examples) to start from."""
+    from regsync.starter import ExistsError, init_config
+
+    try:
+        written = init_config(path, jobs=jobs, force=force)
+    except ExistsError as exc:
+        console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(ExitCode.USAGE) from None
+    except OSError as exc:
+        console.print(
+            f"[bold red]cannot write {exc.filename or path}:[/] {exc.strerror or exc}", highlight=False
+        )
+        raise typer.Exit(ExitCode.CONFIG) from None
+    out.print(f"wrote {written.config}", highlight=False)
+    for job_file in written.jobs:
+        out.print(f"wrote {job_file}", highlight=False)
+    out.print(
+        f"next: edit {written.config}, put the secrets in {written.config.with_suffix('.env')} "
+        f"(REGSYNC_*; see the file's header), then `regsync --config {written.config} config check --online`",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -178,7 +178,13 @@ def test_the_metrics_setting_and_the_daemon_path(
     sandbox: Sandbox, warehouse_url: str, tmp_path: Path
 ) -> None:
     target = tmp_path / "regsync_{job}.prom"
-    config = write_config(sandbox, tmp_path, warehouse_url, metrics={"file": str(target)})
+    config = write_config(
+        sandbox,
+        tmp_path,
+        warehouse_url,
+        metrics={"file": str(target)},
+        jobs={"reports_dir": str(tmp_path / "reports")},
+    )
     settings = load_settings(config)
     result = run_job("reconcile", settings, job_settings=None)
     assert result.outcome == "ok"

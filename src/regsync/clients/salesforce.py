@@ -378,6 +378,36 @@ class SalesforceClient:
         """The org's /limits document."""
         return self._call("limits", lambda sf: sf.limits())
 
+    # ------------------------------------------------------------------ reads for the preflight
+    def describe(self, sobject: str) -> dict[str, Any] | None:
+        """An object's describe (its fields and their types), or None when the org has no such object."""
+
+        def get(sf: Salesforce) -> dict[str, Any] | None:
+            url = f"{sf.base_url}sobjects/{sobject}/describe/"
+            response = self.http.get(url, headers=sf.headers)
+            if response.status_code == 404:
+                return None
+            if response.status_code >= 300:
+                raise SalesforceError(url, response.status_code, sobject, _json_or_text(response))
+            return response.json()
+
+        return self._call("describe", get)
+
+    def get_status(self, path: str) -> tuple[int, Any]:
+        """GET a path of the instance (e.g. /services/data/ or an Apex REST URL): status and body.
+
+        For probes, where a 404 or 405 is an answer to report, not an error; a 401 still raises.
+        """
+
+        def get(sf: Salesforce) -> tuple[int, Any]:
+            root = sf.base_url.split("/services/", 1)[0]
+            response = self.http.get(root + path, headers=sf.headers)
+            if response.status_code == 401 or response.status_code >= 500:
+                raise SalesforceError(root + path, response.status_code, path, _json_or_text(response))
+            return response.status_code, _json_or_text(response)
+
+        return self._call("get", get)
+
 
 def _not_sent(exc: requests.RequestException) -> bool:
     """The request never left: a connect timeout, or a connection refused or unresolvable.
