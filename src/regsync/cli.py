@@ -486,6 +486,25 @@ def status(fmt: Annotated[str, FORMAT] = "table") -> None:
         return
     out.print(warehouse_status(settings))
     out.print(jobs_status(settings))
+    _status_freshness(settings)
+
+
+def _status_freshness(settings: Settings) -> None:
+    """Data as of when, per system; the warning a report would carry if reconcile ran now."""
+    from regsync.freshness import load_freshness
+    from regsync.locks import open_warehouse_locked
+
+    engine = open_warehouse_locked(settings.warehouse.url)
+    try:
+        with engine.connect() as connection:
+            freshness = load_freshness(
+                connection, now=datetime.now(UTC), max_age_s=settings.reconcile.max_data_age_s
+            )
+    finally:
+        engine.dispose()
+    out.print(freshness.as_of_text(), highlight=False)
+    for warning in freshness.warnings:
+        out.print(f"[red]warning: {warning}[/]", highlight=False)
 
 
 def _status_json(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from regsync.actions import journal
 from regsync.actions.journal import END, SUBMIT
 from regsync.cli import app
 from regsync.exitcodes import ExitCode
+from regsync.locks import open_warehouse_locked
 from regsync.warehouse.state import finish_run, start_run, utcnow, write_state
 from regsync.warehouse.tables import runs
 
@@ -126,3 +127,18 @@ def test_ids_are_whole_in_json(warehouse: Engine, warehouse_url: str, tmp_path: 
     document = _json(_config(tmp_path, warehouse_url), "status")
     assert document["jobs"]["main"]["run_id"] == run_id
     assert document["jobs"]["main"]["ended_at"] is None
+
+
+def test_status_table_says_how_fresh_the_data_is(tmp_path: Path) -> None:
+    """The table form too (on SQLite only: the rich status tables are not this test's subject)."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = open_warehouse_locked(url)
+    run_id = start_run(engine, "pull-registrations")
+    finish_run(engine, run_id, "ok", counts={"sessions.milliseconds": 1, "registrations.milliseconds": 2})
+    engine.dispose()
+    result = runner.invoke(app, ["--config", str(_config(tmp_path, url)), "status"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "data as of: Salesforce 20" in said
+    assert "Checkfront never" in said
+    assert "warning: Checkfront has never been pulled successfully" in said
