@@ -98,6 +98,7 @@ table{border-collapse:collapse;margin:1em 0;width:100%;table-layout:fixed}
 th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f4f4f4}
 td.n,th.n{text-align:right}
+table.rows{font-size:13px}
 .high{color:#b03a00;font-weight:bold}.medium{color:#6b4f00}.low{color:#555}
 .banner{border:2px solid;padding:.6em 1em;margin:1em 0;border-radius:4px}
 .banner.ok{border-color:#2e7d32;background:#edf7ee}
@@ -312,13 +313,18 @@ def _mismatch_table(
             _td(row.sf_value),
             _td(row.cf_value),
             _td(row.explanation),
-            _td(stamp(row.first_seen)),
-            _td(stamp(row.last_seen)),
+            _td(_when(row.first_seen)),
+            _td(_when(row.last_seen)),
         ]
         for row in rows
     ]
-    widths = ("5%", "15%", "5%", "10%", "9%", "8%", "8%", "8%", "16%", "8%", "8%")
-    return note + _table(headers, cells, widths)
+    widths = ("6%", "19%", "5%", "11%", "10%", "8%", "7%", "7%", "13%", "7%", "7%")
+    return note + _table(headers, cells, widths).replace("<table>", '<table class="rows">', 1)
+
+
+def _when(moment: datetime | None) -> str:
+    """'2025-06-01 12:00:00Z': a space where a narrow column may break the line."""
+    return "" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}Z"
 
 
 def freshness_banner(freshness: Freshness | None) -> str:
@@ -383,7 +389,8 @@ def render_html(
         f"<p>{counts['new'] + counts['open']} open mismatches: {counts['new']} new, "
         f"{counts['open']} still open; {counts['resolved']} resolved since the previous run.</p>"
         f"<h2>By reason</h2>{_summary_table(tally, settings)}"
-        f"<h2>Last {len(history)} runs</h2>{bar_chart(history)}"
+        f"<h2>{'The last run' if len(history) == 1 else f'Last {len(history)} runs'}</h2>"
+        f"{bar_chart(history)}"
         f"<h2>Mismatches</h2>{link_note}"
         f"{_mismatch_table(head, sum(tally.values()), org_url(instance_url), registration_object, checkfront_url)}"
         "</body></html>\n"
