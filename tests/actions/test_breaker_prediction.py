@@ -120,3 +120,18 @@ def test_plan_says_whether_apply_would_trip(
     dry = runner.invoke(app, ["--config", str(config), "submit-pending", "--dry-run"])
     assert dry.exit_code == ExitCode.OK, dry.output
     assert ("breaker (--apply): WOULD TRIP" in dry.stdout) is trips
+
+
+def test_a_write_job_with_writes_off_says_what_the_breaker_would_do(
+    warehouse: Engine, warehouse_url: str, tmp_path: Path
+) -> None:
+    from regsync.jobs.registry import run_job
+
+    seed_drafts(warehouse)
+    settings = Settings(warehouse={"url": warehouse_url}, actions={"max_writes": 1})
+    result = run_job("submit-pending", settings, engine=warehouse)
+    assert result.exit_code == ExitCode.OK
+    assert "nothing sent: writes are off" in result.summary
+    assert "circuit breaker: " in result.summary
+    assert "> max_writes 1" in result.summary
+    assert list_actions(warehouse) == []

@@ -326,6 +326,8 @@ def _write_body(job: str, kind: str) -> Body:
                 report = run_actions(ctx.settings, engine=ctx.engine, kinds=(kind,), now=ctx.now())
                 planned = {f"{k}.planned": len(v) for k, v in report.plan.candidates.items()}
                 outcome, message = "ok", f"nothing sent: {report.message}"
+                if report.breaker_prediction is not None:  # what --apply / enabled writes would meet
+                    message += f"; {report.breaker_prediction.reason}"
             finally:
                 finish_run(ctx.engine, run_id, outcome, counts=planned, message=message)
             summary = f"{_summarize(planned) or 'nothing to do'}; {message}"
