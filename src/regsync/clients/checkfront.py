@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from regsync.clients import lenient_json
+from regsync.clients.connection import describe_connection_error
 from regsync.clients.retry import call_with_retry
 from regsync.clients.usage import ApiUsage
 from regsync.config import CheckfrontSettings, RetrySettings
@@ -150,17 +151,17 @@ class CheckfrontClient:
             response = self.http.request(method, path, params=params, data=data)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # No connection was made: nothing was sent.
+            where = describe_connection_error(exc, self.settings.base_url)
             raise NotDeliveredError(
-                f"Checkfront {method} {path}: not sent ({type(exc).__name__})", service=SERVICE
+                f"Checkfront {method} {path}: not sent: {where}", service=SERVICE
             ) from None
         except httpx.TimeoutException as exc:
             raise RetriableApiError(
                 f"Checkfront {method} {path}: timeout ({type(exc).__name__})", service=SERVICE
             ) from None
         except httpx.TransportError as exc:
-            raise RetriableApiError(
-                f"Checkfront {method} {path}: {type(exc).__name__}", service=SERVICE
-            ) from None
+            where = describe_connection_error(exc, self.settings.base_url)
+            raise RetriableApiError(f"Checkfront {method} {path}: {where}", service=SERVICE) from None
         finally:
             self.usage.count(SERVICE)
         return self._checked(method, path, response)
