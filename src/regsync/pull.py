@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from regsync.clients.factory import make_clients
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
-from regsync.errors import ApiError, QuotaExhaustedError, RegsyncError
+from regsync.errors import ApiError, ConfigError, QuotaExhaustedError, RegsyncError
 from regsync.extract.checkfront_streams import (
     pull_booking_lines,
     pull_booking_sessions,
@@ -72,27 +72,33 @@ def run_pull(
     engine = engine or open_warehouse(settings.warehouse.url)
     usage = ApiUsage(settings.quota.max_share)
     run_id = start_run(engine, job)
-    salesforce, checkfront = make_clients(settings, usage, sleep)
-    ctx = PullContext(
-        settings=settings,
-        engine=engine,
-        usage=usage,
-        run_id=run_id,
-        salesforce=salesforce,
-        checkfront=checkfront,
-        progress=progress,
-        should_stop=should_stop,
-    )
-    if now is not None:
-        ctx.now = now
     report = PullReport(run_id=run_id, outcome="failed", message="interrupted")
+    checkfront = None
     try:
+        # Inside the try: a client that cannot be set up (a CA file gone) still closes the run's row.
+        salesforce, checkfront = make_clients(settings, usage, sleep)
+        ctx = PullContext(
+            settings=settings,
+            engine=engine,
+            usage=usage,
+            run_id=run_id,
+            salesforce=salesforce,
+            checkfront=checkfront,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        if now is not None:
+            ctx.now = now
         report.outcome, report.message = "ok", None
         with bulk_write_cache():
             _pull_streams(ctx, report, streams, since, until)
         if report.outcome == "ok" and (report.quarantined or any(s.counts["errors"] for s in report.streams)):
             report.outcome = "partial"
             report.message = f"{report.quarantined} record(s) quarantined; see `regsync status`"
+    except ConfigError as exc:  # closed as failed, raised on: the command exits CONFIG (78)
+        report.outcome = "failed"
+        report.message = f"{type(exc).__name__}: {exc}"
+        raise
     except QuotaExhaustedError as exc:
         report.outcome = "deferred"
         report.message = str(exc)
@@ -106,7 +112,8 @@ def run_pull(
         report.message = f"interrupted by {type(exc).__name__}"
         raise
     finally:
-        checkfront.close()
+        if checkfront is not None:
+            checkfront.close()
         report.api_calls = usage.snapshot()
         finish_run(
             engine,
