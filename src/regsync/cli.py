@@ -40,6 +40,7 @@ app.add_typer(config_app, name="config")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)  # URLs, paths and commands must not be broken across lines in logs
+UNBOUNDED_WIDTH = 1_000  # columns for output that goes to a file or a pipe: tables at their natural width
 
 
 class _State:
@@ -134,6 +135,8 @@ def _writer_lock(settings: Settings, job: str, stop: threading.Event | None = No
     except LockHeld as exc:
         console.print(f"[bold yellow]{exc}[/]", highlight=False)
         raise typer.Exit(ExitCode.LOCK_HELD) from None
+    finally:
+        engine.dispose()
 
 
 def _print_pull(report: PullReport) -> None:
@@ -407,8 +410,10 @@ def status() -> None:
     from regsync.status import warehouse_status
 
     settings = settings_or_exit()
-    out.print(warehouse_status(settings))
-    out.print(jobs_status(settings))
+    # Under cron (no terminal) rich would assume 80 columns and fold every table into it.
+    shown = out if out.is_terminal else Console(soft_wrap=True, width=UNBOUNDED_WIDTH)
+    shown.print(warehouse_status(settings))
+    shown.print(jobs_status(settings))
 
 
 @app.command()
