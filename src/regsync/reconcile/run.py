@@ -147,6 +147,7 @@ def run_reconcile(
     instance_url: str,
     registration_object: str,
     history_runs: int = 10,
+    excel: bool = False,
 ) -> ReconcileResult:
     """Evaluate every rule at `now`, record the run and write the reports asked for into out_dir.
 
@@ -178,7 +179,9 @@ def run_reconcile(
         )
         tally = load_tally(connection, run_id)
         if fmt in ("csv", "both"):
-            paths += write_csv_reports(connection, run_id, settings, out_dir, tally=tally, **links)
+            paths += write_csv_reports(
+                connection, run_id, settings, out_dir, tally=tally, excel=excel, **links
+            )
         if fmt in ("html", "both"):
             history = load_history(connection, history_runs)
             head = list(iter_rows(connection, run_id, limit=HTML_ROW_LIMIT))
