@@ -152,6 +152,7 @@ class ReadableErrors(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        OUTPUT.logging_ready, OUTPUT.warehouse_url = False, ""  # one invocation's (tests run many)
         if not _json_requested(argv):
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         # A bad command line under --log-format json: click would print a framed usage text.

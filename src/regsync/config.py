@@ -416,7 +416,12 @@ def load_settings(
         config_path = Path(env[CONFIG_ENV_VAR])
     if env_file is None and env.get(ENV_FILE_VAR):
         env_file = Path(env[ENV_FILE_VAR])
-    if env_file is None and config_path is not None and config_path.with_suffix(".env").is_file():
+    if (
+        env_file is None
+        and config_path is not None
+        and config_path.name
+        and config_path.with_suffix(".env").is_file()
+    ):
         env_file = config_path.with_suffix(".env")  # what `regsync sandbox --write-config` writes
     data: dict[str, Any] = {}
     if config_path is not None:
