@@ -139,9 +139,14 @@ class ReadableErrors(TyperGroup):
             raise
         except Exception as exc:
             explained = explain(exc)
-            if explained is None:
-                raise
-            fail(*explained)
+            if explained is not None:
+                fail(*explained)
+            if OUTPUT.log_format != "json":
+                raise  # a bug: its traceback is what a report needs
+            # Under JSON logs the traceback too is one JSON object (in "error"), never loose lines.
+            _ensure_json_logging()
+            log.error("unexpected error (a bug?): %s: %s", type(exc).__name__, exc, exc_info=True)
+            raise typer.Exit(ExitCode.FAILED) from None
 
     def main(  # type: ignore[override]
         self,

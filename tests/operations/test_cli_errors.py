@@ -151,10 +151,11 @@ def _postgres_or_skip() -> None:
         pytest.skip(f"PostgreSQL not reachable ({_PG_PROBLEM})")
 
 
-def test_a_postgresql_database_that_does_not_exist_is_named_without_its_password() -> None:
+@pytest.mark.parametrize("command", [["status"], ["run", "sync"]])
+def test_a_postgresql_database_that_does_not_exist_is_named_without_its_password(command: list[str]) -> None:
     _postgres_or_skip()
     url = PG_DB_URL.rsplit("/", 1)[0].replace("postgres@", "postgres:hunter2pw@") + "/regsync_no_such_db"
-    code, output = run("status", env={"REGSYNC_WAREHOUSE__URL": url})
+    code, output = run(*command, env={"REGSYNC_WAREHOUSE__URL": url})
     assert code == ExitCode.CONFIG
     assert "'regsync_no_such_db' does not exist" in output
     assert "hunter2pw" not in output
@@ -272,6 +273,21 @@ def test_under_json_logs_every_stderr_line_is_one_json_object_errors_included(
     assert lines, "the error must be said"
     entries = [json.loads(line) for line in lines]  # raises on any line that is not JSON
     assert any(entry["level"] == "error" for entry in entries)
+
+
+def test_under_json_logs_even_an_unexpected_error_is_one_json_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_settings: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("regsync.status.warehouse_status", broken)
+    result = CliRunner().invoke(
+        app, ["--log-format", "json", "status"], env={"REGSYNC_WAREHOUSE__URL": "sqlite://"}
+    )
+    assert result.exit_code == ExitCode.FAILED
+    entries = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    (entry,) = [e for e in entries if e["level"] == "error"]
+    assert "RuntimeError: boom" in entry["message"]
+    assert "Traceback" in entry["error"]
 
 
 # -- honest and safe files -------------------------------------------------------------------------

@@ -24,12 +24,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Insert
 
 from regsync.config import Settings
-from regsync.errors import RegsyncError
+from regsync.errors import ConfigError, RegsyncError
 from regsync.exitcodes import ExitCode
 from regsync.extract.context import Progress
 from regsync.jobs.settings import JOB_NAMES, JobSettings
 from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 from regsync.logs import CONTEXT
+from regsync.warehouse.engine import explain_warehouse_error
 from regsync.warehouse.state import finish_run, start_run, utcnow
 from regsync.warehouse.tables import runs
 
@@ -166,8 +167,13 @@ class Job:
             try:
                 engine = engine or open_warehouse_locked(settings.warehouse.url)
             except SQLAlchemyError as exc:
-                log.error("job %s: cannot open the warehouse: %s", self.name, exc)
-                return JobResult("failed", ExitCode.FAILED, f"cannot open the warehouse: {exc}", self.name)
+                explained = explain_warehouse_error(exc, settings.warehouse.url)  # one line, no password
+                if isinstance(explained, ConfigError):
+                    raise explained from None  # no such database, login refused: exit 78, like a bad key
+                log.error("job %s: cannot open the warehouse: %s", self.name, explained)
+                return JobResult(
+                    "failed", ExitCode.FAILED, f"cannot open the warehouse: {explained}", self.name
+                )
             try:
                 return self._locked(
                     settings, engine, jobs, should_stop, wait, wait_timeout_s, progress, sleep, now
