@@ -177,3 +177,22 @@ def tls_server() -> Any:
     yield start
     for box in boxes:
         box.stop()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_checkfront_key_names_its_http_status(status: int) -> None:
+    import httpx
+
+    from regsync.clients.checkfront import CheckfrontClient
+    from regsync.config import CheckfrontSettings
+
+    def refuse(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"error": "invalid_token", "error_description": "revoked"})
+
+    settings = CheckfrontSettings(base_url="https://acme.example", api_key="k", api_secret="s")
+    client = CheckfrontClient(settings, POLICY, ApiUsage(), transport=httpx.MockTransport(refuse))
+    try:
+        with pytest.raises(AuthenticationError, match=f"HTTP {status}: invalid_token"):
+            client.get_booking("CFPP-1")
+    finally:
+        client.close()

@@ -191,7 +191,9 @@ class CheckfrontClient:
             cls = (
                 AuthenticationError if status in (401, 403) or error.startswith("invalid_") else BusinessError
             )
-            raise cls(f"{where}: {error}: {description}", status=status, code=error, service=SERVICE)
+            raise cls(
+                f"{where}: HTTP {status}: {error}: {description}", status=status, code=error, service=SERVICE
+            )
         request = body.get("request")
         if not all(key in body for key in _ENVELOPE_KEYS) or not isinstance(request, dict):
             raise MalformedResponseError(
