@@ -61,6 +61,11 @@ def _level_of(markup: str) -> int:
 class JsonAwareConsole(Console):
     """A stderr console that, under --log-format json, writes each print as one JSON log line."""
 
+    @property
+    def is_terminal(self) -> bool:
+        """Under JSON logs, no progress bars or other live display between the JSON lines."""
+        return OUTPUT.log_format != "json" and super().is_terminal
+
     def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
         if OUTPUT.log_format != "json":
             super().print(*objects, **kwargs)
