@@ -528,6 +528,8 @@ def open_private_file(path: Path) -> Iterator[TextIO]:
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
+        if exc.errno is None:
+            raise
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         temp.unlink(missing_ok=True)
