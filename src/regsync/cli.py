@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -19,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from regsync import __version__
+from regsync.cli_errors import LOG_FORMATS, OUTPUT, ReadableErrors, fail
+from regsync.cli_errors import console as console
 from regsync.config import Settings, load_settings, masked, secret_values
 from regsync.errors import ConfigError
 from regsync.exitcodes import ExitCode
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from regsync.pull import PullReport
 
 app = typer.Typer(
+    cls=ReadableErrors,  # a failure regsync understands is one line and an exit code, not a traceback
     help="regsync keeps Blackthorn Events registrations (Salesforce) and Checkfront in step.",
     no_args_is_help=True,
     add_completion=False,
@@ -38,8 +42,8 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)  # URLs, paths and commands must not be broken across lines in logs
+UNBOUNDED_WIDTH = 1_000  # columns for output that goes to a file or a pipe: tables at their natural width
 
 
 class _State:
@@ -72,9 +76,11 @@ def main(
     ] = "auto",
 ) -> None:
     """Global options."""
+    if log_format not in LOG_FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(LOG_FORMATS)}", param_hint="--log-format")
     state.config = config
     state.env_file = env_file
-    state.log_format = log_format
+    state.log_format = OUTPUT.log_format = log_format
 
 
 def settings_or_exit() -> Settings:
@@ -82,9 +88,9 @@ def settings_or_exit() -> Settings:
     try:
         settings = load_settings(state.config, env_file=state.env_file)
     except ConfigError as exc:
-        console.print(f"[bold red]config error:[/] {exc}", highlight=False)
-        raise typer.Exit(ExitCode.CONFIG) from None
+        fail(ExitCode.CONFIG, f"config error: {exc}")
     setup_logging(state.log_format, secrets=secret_values(settings))
+    OUTPUT.logging_ready, OUTPUT.warehouse_url = True, settings.warehouse.url
     return settings
 
 
@@ -115,25 +121,34 @@ def _stop_flag() -> threading.Event:
 
 
 @contextmanager
-def _writer_lock(settings: Settings, job: str, stop: threading.Event | None = None) -> Iterator[Engine]:
+def _writer_lock(
+    settings: Settings, job: str, stop: threading.Event | None = None, *, wait: bool = False
+) -> Iterator[Engine]:
     """The warehouse, held under the same lock the scheduled jobs take (one writer at a time).
 
-    A second writer exits at once with LOCK_HELD; a lock lost while held asks the job to stop.
+    A second writer exits at once with LOCK_HELD (with `wait`: polls until the lock is free, or a
+    signal); a lock lost while held asks the job to stop.
     """
-    from regsync.locks import LOCK_NAME, LockHeld, hold, open_warehouse_locked
+    from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)
     jobs = settings.jobs
     try:
         with hold(
-            engine, LOCK_NAME, job=job, lease_s=jobs.lock_lease_s, heartbeat_s=jobs.lock_heartbeat_s
+            engine,
+            LOCK_NAME,
+            job=job,
+            lease_s=jobs.lock_lease_s,
+            heartbeat_s=jobs.lock_heartbeat_s,
+            wait=wait,
+            poll_s=jobs.lock_poll_s,
+            should_stop=stop.is_set if stop is not None else never,
         ) as lock:
             if stop is not None:
                 threading.Thread(target=lambda: lock.lost.wait() or stop.set(), daemon=True).start()
             yield engine
     except LockHeld as exc:
-        console.print(f"[bold yellow]{exc}[/]", highlight=False)
-        raise typer.Exit(ExitCode.LOCK_HELD) from None
+        fail(ExitCode.LOCK_HELD, str(exc))
     finally:
         engine.dispose()
 
@@ -152,20 +167,38 @@ def _print_pull(report: PullReport) -> None:
         out.print(f"note: {report.message}")
 
 
-def _run_pull_command(job: str, **kwargs: object) -> None:
+def _streams(stream: list[str] | None) -> tuple[str, ...]:
+    """The --stream values, checked before anything is opened (a typo is a usage error, exit 2)."""
+    from regsync.pull import STREAM_ORDER
+
+    unknown = [name for name in stream or () if name not in STREAM_ORDER]
+    if unknown:
+        fail(
+            ExitCode.USAGE,
+            f"--stream: unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAM_ORDER)}",
+        )
+    return tuple(stream) if stream else STREAM_ORDER
+
+
+WAIT = typer.Option("--wait", help="If another run holds the lock, wait for it (default: exit 5 at once).")
+
+
+def _run_pull_command(job: str, *, wait: bool = False, **kwargs: object) -> None:
     from regsync.progress import progress_reporter
     from regsync.pull import run_pull
 
     settings = settings_or_exit()
     stop = _stop_flag()
     try:
-        with _writer_lock(settings, job, stop) as engine, progress_reporter(console) as progress:
+        with (
+            _writer_lock(settings, job, stop, wait=wait) as engine,
+            progress_reporter(console) as progress,
+        ):
             report = run_pull(
                 settings, engine=engine, job=job, progress=progress, should_stop=stop.is_set, **kwargs
             )  # type: ignore[arg-type]
     except ConfigError as exc:
-        console.print(f"[bold red]config error:[/] {exc}", highlight=False)
-        raise typer.Exit(ExitCode.CONFIG) from None
+        fail(ExitCode.CONFIG, f"config error: {exc}")
     _print_pull(report)
     raise typer.Exit(OUTCOME_EXIT[report.outcome])
 
@@ -173,19 +206,17 @@ def _run_pull_command(job: str, **kwargs: object) -> None:
 @app.command()
 def sync(
     stream: Annotated[list[str] | None, typer.Option(help="Only these streams (repeatable).")] = None,
+    wait: Annotated[bool, WAIT] = False,
 ) -> None:
     """Incremental pull of every stream into the warehouse."""
-    from regsync.pull import STREAM_ORDER
-
-    _run_pull_command("sync", streams=tuple(stream) if stream else STREAM_ORDER)
+    _run_pull_command("sync", wait=wait, streams=_streams(stream))
 
 
 def _date(value: str, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        console.print(f"[red]{option}: expected a date such as 2025-01-31 or 2025-01-31T12:00:00Z[/]")
-        raise typer.Exit(ExitCode.USAGE) from None
+        fail(ExitCode.USAGE, f"{option}: expected a date such as 2025-01-31 or 2025-01-31T12:00:00Z")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -194,16 +225,16 @@ def backfill(
     since: Annotated[str, typer.Option(help="Start of the range (date or datetime, UTC).")],
     until: Annotated[str | None, typer.Option(help="End of the range (default: now).")] = None,
     stream: Annotated[list[str] | None, typer.Option(help="Only these streams (repeatable).")] = None,
+    wait: Annotated[bool, WAIT] = False,
 ) -> None:
     """Pull a historical range in resumable windows (kill it, run it again: it continues)."""
-    from regsync.pull import STREAM_ORDER
-
+    streams = _streams(stream)
     start = _date(since, "--since")
     end = _date(until, "--until") if until else None
     if end is not None and end <= start:
         console.print("[red]--until must be after --since[/]")
         raise typer.Exit(ExitCode.USAGE)
-    _run_pull_command("backfill", streams=tuple(stream) if stream else STREAM_ORDER, since=start, until=end)
+    _run_pull_command("backfill", wait=wait, streams=streams, since=start, until=end)
 
 
 @app.command()
@@ -218,6 +249,10 @@ def reconcile(
         str | None,
         typer.Option("--as-of", help="Judge ages as of this UTC time instead of now (re-runs, audits)."),
     ] = None,
+    excel: Annotated[
+        bool,
+        typer.Option("--excel", help="CSV files with a UTF-8 byte order mark, so Excel reads accents right."),
+    ] = False,
 ) -> None:
     """Find every mismatch between Salesforce and Checkfront in the warehouse; write the reports."""
     from regsync.reconcile.run import FORMATS, run_reconcile
@@ -225,6 +260,7 @@ def reconcile(
     if fmt not in FORMATS:
         console.print(f"[red]--format must be one of {', '.join(FORMATS)}[/]")
         raise typer.Exit(ExitCode.USAGE)
+    now = _date(as_of, "--as-of") if as_of else datetime.now(UTC)
     settings = settings_or_exit()
     with _writer_lock(settings, "reconcile") as engine:
         result = run_reconcile(
@@ -232,10 +268,11 @@ def reconcile(
             settings.reconcile,
             out_dir=out_dir,
             fmt=fmt,  # type: ignore[arg-type]
-            now=_date(as_of, "--as-of") if as_of else datetime.now(UTC),
+            now=now,
             instance_url=settings.salesforce.instance_url or settings.salesforce.login_url,
             registration_object=settings.salesforce.objects.registration,
             checkfront_url=settings.checkfront.base_url,
+            excel=excel,
         )
     _print_freshness(result.freshness)
     table = Table(
@@ -278,8 +315,12 @@ def _duration(value: str | None) -> int | None:
     try:
         seconds = float(number) * units[unit]
     except ValueError:
-        console.print(f"[red]--older-than: expected a duration such as 6h, 90m or 2d, not {value!r}[/]")
-        raise typer.Exit(ExitCode.USAGE) from None
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        fail(
+            ExitCode.USAGE,
+            f"--older-than: expected a duration of 0 or more such as 6h, 90m or 2d, not {value!r}",
+        )
     return int(seconds)
 
 
@@ -315,6 +356,7 @@ def _write_command(
     if dry_run and apply:
         console.print("[red]--dry-run and --apply exclude each other[/]")
         raise typer.Exit(ExitCode.USAGE)
+    older_than_s = _duration(older_than)  # a bad value is a usage error before anything is opened
     settings = settings_or_exit()
     with _writer_lock(settings, "-".join(kinds)) as engine:
         report = run_actions(
@@ -324,7 +366,7 @@ def _write_command(
             dry_run=dry_run,
             kinds=kinds,
             limit=limit,
-            older_than_s=_duration(older_than),
+            older_than_s=older_than_s,
         )
     _print_plan(report.plan, explain=False)
     counts = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()) if v)
@@ -402,7 +444,7 @@ def plan(
 def submit_pending(
     dry_run: Annotated[bool, DRY_RUN] = False,
     apply: Annotated[bool, APPLY] = False,
-    limit: Annotated[int | None, typer.Option(help="At most this many submissions.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="At most this many submissions.")] = None,
 ) -> None:
     """Submit draft registrations whose booking is confirmed (Apex sessionRegistration, submit: true)."""
     from regsync.actions.journal import SUBMIT
@@ -417,7 +459,7 @@ def close_stale(
     ] = None,
     dry_run: Annotated[bool, DRY_RUN] = False,
     apply: Annotated[bool, APPLY] = False,
-    limit: Annotated[int | None, typer.Option(help="At most this many ends.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="At most this many ends.")] = None,
 ) -> None:
     """End Checkfront booking sessions that hold seats and will never be booked."""
     from regsync.actions.journal import END
@@ -430,7 +472,7 @@ def actions(
     state: Annotated[str | None, typer.Option(help="planned | sent | succeeded | failed | skipped")] = None,
     since: Annotated[str | None, typer.Option(help="Planned at or after this date/time (UTC).")] = None,
     target: Annotated[str | None, typer.Option(help="A registration id or booking session id.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many rows.")] = 100,
     fmt: Annotated[str, FORMAT] = "table",
 ) -> None:
     """List the write-back journal."""
@@ -484,8 +526,10 @@ def status(fmt: Annotated[str, FORMAT] = "table") -> None:
     if fmt == "json":
         _status_json(settings)
         return
-    out.print(warehouse_status(settings))
-    out.print(jobs_status(settings))
+    # Under cron (no terminal) rich would assume 80 columns and fold every table into it.
+    shown = out if out.is_terminal else Console(soft_wrap=True, width=UNBOUNDED_WIDTH)
+    shown.print(warehouse_status(settings))
+    shown.print(jobs_status(settings))
     _status_freshness(settings)
 
 

@@ -9,7 +9,8 @@ points at); a secret written into the TOML file is refused so it never lands in 
 from __future__ import annotations
 
 import os
-import stat
+import ssl
+import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from regsync.actions.settings import ActionSettings
 from regsync.errors import ConfigError
@@ -49,6 +52,28 @@ SECRET_KEYS: frozenset[tuple[str, str]] = frozenset(
         ("checkfront", "token"),
     }
 )
+
+
+def check_ca_file(value: Path | None) -> Path | None:
+    """A CA file must exist, be readable and hold PEM certificates: found at load time, not as a
+    TLS traceback at the first call (a sandbox config outliving the sandbox's CA, a typo)."""
+    if value is None:
+        return None
+    try:
+        data = value.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"CA file {value} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"CA file {value} is a directory") from None
+    except OSError as exc:
+        raise ValueError(f"CA file {value} cannot be read: {exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise ValueError(f"CA file {value} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    try:
+        ssl.create_default_context(cafile=str(value))
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(f"CA file {value} is not a usable PEM certificate: {exc}") from None
+    return value
 
 
 class _Section(BaseModel):
@@ -128,6 +153,8 @@ class SalesforceSettings(_Section):
             raise ValueError("expected an https:// URL (Salesforce is https-only)")
         return value.rstrip("/")
 
+    _ca_file = field_validator("ca_file")(check_ca_file)
+
 
 class CheckfrontSettings(_Section):
     """How to reach and authenticate to the Checkfront account."""
@@ -148,6 +175,8 @@ class CheckfrontSettings(_Section):
         if not value.startswith("https://"):
             raise ValueError("expected an https:// URL (Checkfront is https-only)")
         return value.rstrip("/")
+
+    _ca_file = field_validator("ca_file")(check_ca_file)
 
 
 class WarehouseSettings(_Section):
@@ -261,6 +290,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file {path} is not a text file (not UTF-8): is it the right file?"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -274,6 +311,54 @@ def _refuse_secrets(data: Mapping[str, Any], path: Path) -> None:
                 f"{section}.{key} is a secret and may not be written in {path}; "
                 f"remove it and set the environment variable {env} instead"
             )
+    warehouse = data.get("warehouse")
+    url = warehouse.get("url") if isinstance(warehouse, Mapping) else None
+    if isinstance(url, str) and _url_password(url):
+        raise ConfigError(
+            f"warehouse.url in {path} carries a password, a secret that may not be written there; "
+            f"remove it and set the whole URL in {ENV_PREFIX}WAREHOUSE__URL, or the password in "
+            "PGPASSWORD or ~/.pgpass"
+        )
+
+
+def _url_password(url: str) -> str | None:
+    """The password in a database URL, if it has one."""
+    try:
+        return make_url(url).password  # type: ignore[return-value]
+    except (ArgumentError, ValueError):
+        return None
+
+
+def mask_url(url: str) -> str:
+    """A database URL with its password (if any) shown as ***."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url
+    if not parsed.password:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+def _resolve_relative(data: dict[str, Any], folder: Path) -> None:
+    """Relative file paths written in the TOML mean: beside the config file, whatever the working
+    directory (cron's is $HOME or /): the SQLite warehouse and the CA files."""
+    warehouse = data.get("warehouse")
+    url = warehouse.get("url") if isinstance(warehouse, dict) else None
+    if isinstance(url, str) and url.startswith("sqlite:"):
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError):
+            parsed = None  # validation names it
+        database = parsed.database if parsed is not None else None
+        if parsed is not None and database and database != ":memory:" and not Path(database).is_absolute():
+            resolved = parsed.set(database=str((folder / database).resolve()))
+            warehouse["url"] = resolved.render_as_string(hide_password=False)
+    for section in ("salesforce", "checkfront"):
+        block = data.get(section)
+        ca = block.get("ca_file") if isinstance(block, dict) else None
+        if isinstance(ca, str) and ca and not Path(ca).expanduser().is_absolute():
+            block["ca_file"] = str((folder / ca).resolve())
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -283,6 +368,12 @@ def read_env_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"env file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"env file {path} is a directory, not a KEY=VALUE file") from None
+    except OSError as exc:
+        raise ConfigError(f"env file {path} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"env file {path} is not a text file (not UTF-8)") from None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -303,7 +394,7 @@ def _format_validation_error(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(root)"
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting (check its spelling and section)"
         lines.append(f"{key}: {message}")
@@ -327,12 +418,18 @@ def load_settings(
         config_path = Path(env[CONFIG_ENV_VAR])
     if env_file is None and env.get(ENV_FILE_VAR):
         env_file = Path(env[ENV_FILE_VAR])
-    if env_file is None and config_path is not None and config_path.with_suffix(".env").is_file():
+    if (
+        env_file is None
+        and config_path is not None
+        and config_path.name
+        and config_path.with_suffix(".env").is_file()
+    ):
         env_file = config_path.with_suffix(".env")  # what `regsync sandbox --write-config` writes
     data: dict[str, Any] = {}
     if config_path is not None:
         data = _read_toml(config_path)
         _refuse_secrets(data, config_path)
+        _resolve_relative(data, config_path.resolve().parent)
     if env_file is not None:
         env = {**read_env_file(env_file), **env}
     ours = {
@@ -385,7 +482,9 @@ def harmonise_rules(settings: Settings) -> Settings:
 
 def masked(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data, every secret shown as '********' or unset."""
-    return settings.model_dump(mode="json")  # SecretStr dumps as '**********'
+    data = settings.model_dump(mode="json")  # SecretStr dumps as '**********'
+    data["warehouse"]["url"] = mask_url(settings.warehouse.url)  # a password from the environment
+    return data
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -395,20 +494,45 @@ def secret_values(settings: Settings) -> list[str]:
         value = getattr(getattr(settings, section), key)
         if isinstance(value, SecretStr) and value.get_secret_value():
             found.append(value.get_secret_value())
+    password = _url_password(settings.warehouse.url)
+    if password:
+        found.append(password)
     return found
 
 
 def write_private_file(path: Path, text: str) -> None:
-    """Write a file readable by its owner only (config, env files, databases hold secrets or PII)."""
+    """Write a file readable by its owner only (config, env files, databases hold secrets or PII),
+    whole or not at all (see open_private_file)."""
     with open_private_file(path) as handle:
         handle.write(text)
 
 
 @contextmanager
 def open_private_file(path: Path) -> Iterator[TextIO]:
-    """A UTF-8 text file opened for writing (truncated), readable by its owner only, for writing in parts."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a directory it creates too
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)  # O_CREAT's mode does not apply to an existing file
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yield handle
+    """A UTF-8 text file opened for writing, readable by its owner only, for writing in parts.
+
+    Written to a temporary file beside `path` and renamed over it only once complete and on disk:
+    a failure on the way (a full disk, a crash) leaves the previous file as it stood, never a
+    truncated one. An OSError names `path`, whatever the failing call knew.
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a directory it creates too
+        # mkstemp: O_EXCL, mode 0600 from the first byte, a name no one else holds.
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -15,6 +15,7 @@ RegsyncError
 │       ├── QueryLocatorError    INVALID_QUERY_LOCATOR: restart the window from its checkpoint
 │       └── BusinessError        a 4xx validation answer (already complete, unknown session...)
 ├── RecordRejected               one record failed normalization: quarantine it, go on
+├── WarehouseError               the warehouse cannot be reached or written (down, disk full, read-only)
 └── LockHeldError                another run of the same job holds the lock
 """
 
@@ -104,6 +105,11 @@ class RecordRejected(RegsyncError):
         super().__init__(reason if field is None else f"{field}: {reason}")
         self.reason = reason
         self.field = field
+
+
+class WarehouseError(RegsyncError):
+    """The warehouse cannot be reached or written; the message names the host or the file, never a
+    password. (A warehouse that cannot exist as configured is a ConfigError.)"""
 
 
 class LockHeldError(RegsyncError):

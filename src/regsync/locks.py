@@ -35,14 +35,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, delete, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from regsync.errors import LockHeldError
 from regsync.warehouse.engine import make_engine, migrate
 from regsync.warehouse.lock_tables import job_locks
-from regsync.warehouse.state import utcnow
+from regsync.warehouse.state import close_crashed_runs, utcnow
 from regsync.warehouse.upsert import upsert
 
 try:  # POSIX only; elsewhere SQLite migrations are simply not serialized
@@ -79,6 +79,27 @@ def application_name(holder_id: str) -> str:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment is not None else "?"
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process `pid` exists on this host (a pid we may not signal exists)."""
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists, under another user
+        return False
+    return False
+
+
+def holder_is_dead(holder: Holder) -> bool:
+    """A holder on this very host whose process no longer exists: it can hold nothing any more.
+
+    A holder on another host, or whose pid is alive (or was reused), is judged by its lease alone.
+    """
+    return holder.host == socket.gethostname() and holder.pid is not None and process_gone(holder.pid)
 
 
 @dataclass(frozen=True)
@@ -249,14 +270,19 @@ class LeaseLock(JobLock):
         now = utcnow()
         row = self._row(now)
         statement = self._insert().values(**row)
-        statement = statement.on_conflict_do_update(
-            index_elements=["name"],
-            set_={key: statement.excluded[key] for key in row if key != "name"},
-            where=job_locks.c.lease_until < now,  # only a lease that has run out is taken over
-        )
         with self.engine.begin() as connection:
             before = (
                 connection.execute(select(job_locks).where(job_locks.c.name == self.name)).mappings().first()
+            )
+            # Only a lease that has run out is taken over, or at once one whose holder is a process
+            # of this host that no longer exists (the same holder id: a live one never matches).
+            takeable = job_locks.c.lease_until < now
+            if before is not None and holder_is_dead(Holder.of(before)):
+                takeable = or_(takeable, job_locks.c.holder == before["holder"])
+            statement = statement.on_conflict_do_update(
+                index_elements=["name"],
+                set_={key: statement.excluded[key] for key in row if key != "name"},
+                where=takeable,
             )
             connection.execute(statement)
             holder = connection.execute(
@@ -267,10 +293,12 @@ class LeaseLock(JobLock):
         self._valid_until = time.monotonic() + self.lease.total_seconds()
         if before is not None:
             self.took_over = Holder.of(before)
+            why = "its process is gone" if holder_is_dead(self.took_over) else "its lease had expired"
             log.warning(
-                "lock %s: took over from %s (its lease had expired: crashed or stalled)",
+                "lock %s: took over from %s (%s: crashed or stalled)",
                 self.name,
                 self.took_over.describe(),
+                why,
             )
         return True
 
@@ -488,9 +516,25 @@ def hold(
             announced = True
         _pause(poll_s, should_stop)
     try:
+        if lock.took_over is not None:
+            close_runs_of(engine, lock.took_over)
         yield lock
     finally:
         lock.release()
+
+
+def close_runs_of(engine: Engine, dead: Holder) -> int:
+    """The runs a dead holder left "running" (it could not record its end) are closed as crashed."""
+    if dead.acquired_at is None:
+        return 0
+    message = (
+        f"crashed: its process ended without closing this run "
+        f"(lock holder {dead.holder}, job {dead.job!r} on {dead.host}, pid {dead.pid})"
+    )
+    count = close_crashed_runs(engine, dead.acquired_at, message)
+    if count:
+        log.warning("closed %d run(s) of the dead holder %s as crashed", count, dead.holder)
+    return count
 
 
 def current_holders(engine: Engine) -> list[tuple[Holder, str]]:

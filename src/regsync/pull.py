@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from regsync.clients.factory import make_clients
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
-from regsync.errors import ApiError, QuotaExhaustedError, RegsyncError
+from regsync.errors import ApiError, ConfigError, QuotaExhaustedError, RegsyncError
 from regsync.extract.checkfront_streams import (
     pull_booking_lines,
     pull_booking_sessions,
@@ -25,6 +25,7 @@ from regsync.extract.incremental import pull_soql_stream
 from regsync.extract.salesforce_streams import SOQL_STREAMS
 from regsync.warehouse.engine import bulk_write_cache, open_warehouse
 from regsync.warehouse.state import finish_run, start_run
+from regsync.warehouse.tables import quarantine
 
 log = logging.getLogger("regsync.pull")
 
@@ -47,9 +48,47 @@ class PullReport:
             total.update({f"{stream.stream}.{k}": v for k, v in stream.counts.items()})
         return total
 
+    new_quarantined: int = 0  # records in quarantine after this run that were not before it
+    open_quarantined: int = 0  # every record in quarantine after this run, earlier runs' included
+
     @property
     def quarantined(self) -> int:
+        """Records rejected by this run: new ones and earlier runs' that were retried and failed again."""
         return sum(s.counts["quarantined"] for s in self.streams)
+
+
+def _open_quarantine(engine: Engine) -> set[tuple[str, str]]:
+    """(source, record id) of every record in quarantine now."""
+    q = quarantine
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(q.c.source, q.c.record_id).where(q.c.resolved_at.is_(None)).distinct()
+        )
+        return {(source, record_id) for source, record_id in rows}
+
+
+def _judge_quarantine(engine: Engine, report: PullReport, before: set[tuple[str, str]]) -> None:
+    """partial (exit 3) only for what went wrong in this run: records newly quarantined (not in
+    quarantine when it started) or reads that failed. Earlier runs' records still in quarantine are
+    retried by every run and fail the same way; they are counted (`regsync status`, the report) but
+    are no alert of this run."""
+    after = _open_quarantine(engine)
+    report.new_quarantined = len(after - before)
+    report.open_quarantined = len(after)
+    if report.outcome != "ok":
+        return
+    errors = sum(s.counts["errors"] for s in report.streams)
+    if report.new_quarantined or errors:
+        report.outcome = "partial"
+        parts = [f"{report.new_quarantined} record(s) newly quarantined"] if report.new_quarantined else []
+        parts += [f"{errors} read(s) failed (retried next run)"] if errors else []
+        parts.append(f"{report.open_quarantined} in quarantine in all; see `regsync status`")
+        report.message = ", ".join(parts)
+    elif report.open_quarantined:
+        report.message = (
+            f"{report.open_quarantined} record(s) still in quarantine from earlier runs "
+            "(retried, still rejected); see `regsync status`"
+        )
 
 
 def run_pull(
@@ -72,27 +111,32 @@ def run_pull(
     engine = engine or open_warehouse(settings.warehouse.url)
     usage = ApiUsage(settings.quota.max_share)
     run_id = start_run(engine, job)
-    salesforce, checkfront = make_clients(settings, usage, sleep)
-    ctx = PullContext(
-        settings=settings,
-        engine=engine,
-        usage=usage,
-        run_id=run_id,
-        salesforce=salesforce,
-        checkfront=checkfront,
-        progress=progress,
-        should_stop=should_stop,
-    )
-    if now is not None:
-        ctx.now = now
     report = PullReport(run_id=run_id, outcome="failed", message="interrupted")
+    checkfront = None
     try:
+        quarantined_before = _open_quarantine(engine)
+        # Inside the try: a client that cannot be set up (a CA file gone) still closes the run's row.
+        salesforce, checkfront = make_clients(settings, usage, sleep)
+        ctx = PullContext(
+            settings=settings,
+            engine=engine,
+            usage=usage,
+            run_id=run_id,
+            salesforce=salesforce,
+            checkfront=checkfront,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        if now is not None:
+            ctx.now = now
         report.outcome, report.message = "ok", None
         with bulk_write_cache():
             _pull_streams(ctx, report, streams, since, until)
-        if report.outcome == "ok" and (report.quarantined or any(s.counts["errors"] for s in report.streams)):
-            report.outcome = "partial"
-            report.message = f"{report.quarantined} record(s) quarantined; see `regsync status`"
+        _judge_quarantine(engine, report, quarantined_before)
+    except ConfigError as exc:  # closed as failed, raised on: the command exits CONFIG (78)
+        report.outcome = "failed"
+        report.message = f"{type(exc).__name__}: {exc}"
+        raise
     except QuotaExhaustedError as exc:
         report.outcome = "deferred"
         report.message = str(exc)
@@ -106,7 +150,8 @@ def run_pull(
         report.message = f"interrupted by {type(exc).__name__}"
         raise
     finally:
-        checkfront.close()
+        if checkfront is not None:
+            checkfront.close()
         report.api_calls = usage.snapshot()
         finish_run(
             engine,

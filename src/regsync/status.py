@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from regsync.config import Settings
 from regsync.locks import open_warehouse_locked
@@ -34,13 +34,44 @@ COUNTED = (
 
 def table_counts(settings: Settings) -> dict[str, int]:
     engine = open_warehouse_locked(settings.warehouse.url)
+    try:
+        return _counts(engine)
+    finally:
+        engine.dispose()
+
+
+def _counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one() for t in COUNTED}
+
+
+def quarantine_summary(engine: Engine) -> dict[str, int]:
+    """Records in quarantine now (not loaded since, retried by every run), by source.
+
+    Standing quarantine is shown here and in the reports, not as a failing exit code: a run exits
+    3 only for records it quarantined itself (regsync.pull).
+    """
+    q = quarantine
+    query = (
+        select(q.c.source, func.count(func.distinct(q.c.record_id)))
+        .where(q.c.resolved_at.is_(None))
+        .group_by(q.c.source)
+        .order_by(q.c.source)
+    )
+    with engine.connect() as connection:
+        return {source: count for source, count in connection.execute(query)}
 
 
 def warehouse_status(settings: Settings) -> Group:
     """A renderable summary of the warehouse."""
     engine = open_warehouse_locked(settings.warehouse.url)
+    try:
+        return _warehouse_status(engine)
+    finally:
+        engine.dispose()
+
+
+def _warehouse_status(engine: Engine) -> Group:
     streams = Table(title="streams")
     streams.add_column("stream")
     streams.add_column("watermark (UTC)")
@@ -50,8 +81,14 @@ def warehouse_status(settings: Settings) -> Group:
     counts = Table(title="rows")
     counts.add_column("table")
     counts.add_column("rows", justify="right")
-    for name, count in table_counts(settings).items():
+    for name, count in _counts(engine).items():
         counts.add_row(name, str(count))
+    held = quarantine_summary(engine)
+    quarantined = Table(title=f"in quarantine: {sum(held.values())} record(s), retried by every run")
+    quarantined.add_column("source")
+    quarantined.add_column("records", justify="right")
+    for source, count in held.items():
+        quarantined.add_row(source, str(count))
     runs = Table(title="last runs")
     for column in ("run", "job", "started", "ended", "outcome", "api calls", "message"):
         runs.add_column(column)
@@ -66,4 +103,4 @@ def warehouse_status(settings: Settings) -> Group:
             calls,
             (run["message"] or "")[:80],
         )
-    return Group(streams, counts, runs)
+    return Group(streams, counts, quarantined, runs)

@@ -161,3 +161,23 @@ def test_the_same_value_in_two_sections_is_no_conflict(tmp_path: Path) -> None:
         tmp_path, '[actions]\nconfirmed_statuses = ["paid"]\n[rules]\nconfirmed_statuses = ["PAID"]\n'
     )
     assert load_settings(path, environ={}).reconcile.confirmed_statuses == ("PAID",)
+
+
+def test_a_private_file_is_replaced_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    target = tmp_path / "report.csv"
+    write_private_file(target, "good,old\n")
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("regsync.config.os.fsync", full)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        write_private_file(target, "new," * 10_000)
+    assert caught.value.filename == str(target)  # the file is named, whatever call failed
+    assert target.read_text() == "good,old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.csv"]  # no temporary file left behind

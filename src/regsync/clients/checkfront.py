@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from regsync.clients import lenient_json
+from regsync.clients.connection import describe_connection_error
 from regsync.clients.retry import call_with_retry
 from regsync.clients.usage import ApiUsage
 from regsync.config import CheckfrontSettings, RetrySettings
@@ -150,17 +151,17 @@ class CheckfrontClient:
             response = self.http.request(method, path, params=params, data=data)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # No connection was made: nothing was sent.
+            where = describe_connection_error(exc, self.settings.base_url)
             raise NotDeliveredError(
-                f"Checkfront {method} {path}: not sent ({type(exc).__name__})", service=SERVICE
+                f"Checkfront {method} {path}: not sent: {where}", service=SERVICE
             ) from None
         except httpx.TimeoutException as exc:
             raise RetriableApiError(
                 f"Checkfront {method} {path}: timeout ({type(exc).__name__})", service=SERVICE
             ) from None
         except httpx.TransportError as exc:
-            raise RetriableApiError(
-                f"Checkfront {method} {path}: {type(exc).__name__}", service=SERVICE
-            ) from None
+            where = describe_connection_error(exc, self.settings.base_url)
+            raise RetriableApiError(f"Checkfront {method} {path}: {where}", service=SERVICE) from None
         finally:
             self.usage.count(SERVICE)
         return self._checked(method, path, response)
@@ -190,7 +191,9 @@ class CheckfrontClient:
             cls = (
                 AuthenticationError if status in (401, 403) or error.startswith("invalid_") else BusinessError
             )
-            raise cls(f"{where}: {error}: {description}", status=status, code=error, service=SERVICE)
+            raise cls(
+                f"{where}: HTTP {status}: {error}: {description}", status=status, code=error, service=SERVICE
+            )
         request = body.get("request")
         if not all(key in body for key in _ENVELOPE_KEYS) or not isinstance(request, dict):
             raise MalformedResponseError(

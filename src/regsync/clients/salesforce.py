@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
+from regsync.clients.connection import describe_connection_error
 from regsync.clients.retry import call_with_retry
 from regsync.clients.usage import ApiUsage
 from regsync.config import RetrySettings, SalesforceSettings
@@ -123,32 +124,44 @@ class TokenProvider:
         try:
             response = self.http.post(url, data=form, headers={"Accept": "application/json"})
         except requests.RequestException as exc:
-            raise RetriableApiError(
-                f"Salesforce login failed: {type(exc).__name__}", service=SERVICE
+            error = NotDeliveredError if _not_sent(exc) else RetriableApiError
+            raise error(
+                f"Salesforce login failed: {describe_connection_error(exc, url)}", service=SERVICE
             ) from None
         if self.usage is not None:
             self.usage.count("salesforce_auth")
-        if response.status_code >= 500:
-            raise RetriableApiError(
-                f"Salesforce login answered HTTP {response.status_code}",
-                status=response.status_code,
+        status = response.status_code
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        # A rate-limited login is not a refused one: clients.retry waits (Retry-After) and tries again.
+        if status == 429 or (status == 503 and retry_after is not None):
+            raise RateLimitedError(
+                f"Salesforce login answered HTTP {status} (rate limited)",
+                status=status,
                 service=SERVICE,
+                retry_after=retry_after,
+            )
+        if status >= 500:
+            raise RetriableApiError(
+                f"Salesforce login answered HTTP {status}",
+                status=status,
+                service=SERVICE,
+                retry_after=retry_after,
             )
         try:
             body = response.json()
         except (ValueError, RecursionError):
             raise MalformedResponseError(
-                "Salesforce login answered a body that is not JSON", service=SERVICE
+                f"Salesforce login answered HTTP {status} with a body that is not JSON", service=SERVICE
             ) from None
         if not isinstance(body, dict):
             body = {}
-        if response.status_code != 200 or "access_token" not in body:
+        if status != 200 or "access_token" not in body:
             # An error body may echo the login form: password, client secret (URL-encoded).
             error = redact(str(body.get("error", "unknown_error")), self.secrets)
             description = redact(str(body.get("error_description", "")), self.secrets)
             raise AuthenticationError(
-                f"Salesforce refused the {s.auth} login: {error} ({description})",
-                status=response.status_code,
+                f"Salesforce refused the {s.auth} login: HTTP {status}: {error} ({description})",
+                status=status,
                 code=str(error),
                 service=SERVICE,
             )
@@ -297,11 +310,12 @@ class SalesforceClient:
                 what = f"the answer cannot be read ({type(exc).__name__})"
             raise MalformedResponseError(f"Salesforce {name}: {what}", service=SERVICE) from None
         except requests.RequestException as exc:
+            where = describe_connection_error(
+                exc, getattr(exc.request, "url", None) or self.settings.login_url
+            )
             if _not_sent(exc):
-                raise NotDeliveredError(
-                    f"Salesforce {name}: not sent ({type(exc).__name__})", service=SERVICE
-                ) from None
-            raise RetriableApiError(f"Salesforce {name}: {type(exc).__name__}", service=SERVICE) from None
+                raise NotDeliveredError(f"Salesforce {name}: not sent: {where}", service=SERVICE) from None
+            raise RetriableApiError(f"Salesforce {name}: {where}", service=SERVICE) from None
         return result
 
     def _classify(self, name: str, status: int, content: Any) -> ApiError:
@@ -314,7 +328,10 @@ class SalesforceClient:
         text = f"Salesforce {name}: {code or status}: {message}"
         if status == 401:
             return AuthenticationError(
-                text, status=status, code=code or "INVALID_SESSION_ID", service=SERVICE
+                f"Salesforce {name}: HTTP 401 {code or 'INVALID_SESSION_ID'}: {message}",
+                status=status,
+                code=code or "INVALID_SESSION_ID",
+                service=SERVICE,
             )
         if code == "QUERY_TIMEOUT":
             return QueryTimeoutError(text, status=status, code=code, service=SERVICE)

@@ -19,17 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Insert
 
 from regsync.config import Settings
-from regsync.errors import RegsyncError
+from regsync.errors import ConfigError, RegsyncError
 from regsync.exitcodes import ExitCode
 from regsync.extract.context import Progress
 from regsync.jobs.settings import JOB_NAMES, JobSettings
-from regsync.locks import LOCK_NAME, Holder, LockHeld, hold, never, open_warehouse_locked
+from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 from regsync.logs import CONTEXT
+from regsync.warehouse.engine import explain_warehouse_error
 from regsync.warehouse.state import finish_run, start_run, utcnow
 from regsync.warehouse.tables import runs
 
@@ -129,29 +130,6 @@ def _stamp_runs(engine: Engine) -> Iterator[None]:
         event.remove(engine, "after_execute", after_execute)
 
 
-def abandon_runs(engine: Engine, dead: Holder) -> int:
-    """Runs a dead lock holder left "running" (killed: it could not record its end) become failed.
-
-    Every job holds the lock while it runs, so a run still "running" that started after the dead
-    holder took the lock is its own.
-    """
-    if dead.acquired_at is None:
-        return 0
-    with engine.begin() as connection:
-        count = connection.execute(
-            update(runs)
-            .where(runs.c.outcome == "running", runs.c.started_at >= dead.acquired_at)
-            .values(
-                outcome="failed",
-                ended_at=utcnow(),
-                message=f"abandoned: its process died holding the lock ({dead.holder})",
-            )
-        ).rowcount
-    if count:
-        log.warning("marked %d run(s) of the dead holder %s failed (abandoned)", count, dead.holder)
-    return count
-
-
 # -- the job wrapper --------------------------------------------------------------------------------
 
 Body = Callable[[JobContext], JobResult]
@@ -189,8 +167,13 @@ class Job:
             try:
                 engine = engine or open_warehouse_locked(settings.warehouse.url)
             except SQLAlchemyError as exc:
-                log.error("job %s: cannot open the warehouse: %s", self.name, exc)
-                return JobResult("failed", ExitCode.FAILED, f"cannot open the warehouse: {exc}", self.name)
+                explained = explain_warehouse_error(exc, settings.warehouse.url)  # one line, no password
+                if isinstance(explained, ConfigError):
+                    raise explained from None  # no such database, login refused: exit 78, like a bad key
+                log.error("job %s: cannot open the warehouse: %s", self.name, explained)
+                return JobResult(
+                    "failed", ExitCode.FAILED, f"cannot open the warehouse: {explained}", self.name
+                )
             try:
                 return self._locked(
                     settings, engine, jobs, should_stop, wait, wait_timeout_s, progress, sleep, now
@@ -235,8 +218,6 @@ class Job:
                     sleep=sleep,
                     now=now or utcnow,
                 )
-                if lock.took_over is not None:
-                    abandon_runs(engine, lock.took_over)
                 with _stamp_runs(engine):
                     result = self._run_body(ctx)
                 if lock.lost.is_set():

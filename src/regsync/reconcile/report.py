@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ DIFF_COLUMNS = (
 )
 SUMMARY_COLUMNS = ("code", "severity", "count", "new", "resolved", "description")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Unicode bidirectional embedding, override and isolate controls: a value holding one can show its
+# text reordered in a spreadsheet or a browser ("Trojan Source"), so a booking code or a name reads
+# as something it is not.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+EXCEL_BOM = "\ufeff"  # UTF-8's byte order mark: how Excel knows a CSV file is UTF-8
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +140,21 @@ def load_tally(connection: Connection, run_id: str) -> Tally:
     return Counter({(code, state): count for code, state, count in connection.execute(query)})
 
 
+def neutralise_bidi(text: str) -> str:
+    """Every bidirectional control shown as its code point ("[U+202E]"): seen, never obeyed.
+
+    For every report format (CSV here, HTML in reconcile.html).
+    """
+    return _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m[0]):04X}]", text)
+
+
 def neutralise(value: Any) -> Any:
-    """Defuse a text cell a spreadsheet would run as a formula (CSV injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """Defuse a text cell a spreadsheet would run as a formula (CSV injection) or display reordered
+    (bidirectional controls)."""
+    if not isinstance(value, str):
+        return value
+    value = neutralise_bidi(value)
+    if value.startswith(_FORMULA_START):
         return "'" + value
     return value
 
@@ -213,10 +231,10 @@ def csv_text(frame: pd.DataFrame, *, header: bool = True) -> str:
     return frame.map(neutralise).to_csv(index=False, header=header, lineterminator="\n")
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """One frame as a CSV file, owner-only (it names records and carts)."""
+def write_csv(frame: pd.DataFrame, path: Path, *, excel: bool = False) -> Path:
+    """One frame as a CSV file, owner-only (it names records and carts); `excel`: with a BOM."""
     with open_private_file(path) as handle:
-        handle.write(csv_text(frame))
+        handle.write((EXCEL_BOM if excel else "") + csv_text(frame))
     return path
 
 
@@ -230,23 +248,25 @@ def write_csv_reports(
     instance_url: str,
     registration_object: str,
     summary_extra: Mapping[str, str] | None = None,
+    excel: bool = False,
 ) -> list[Path]:
-    """mismatches.csv, summary.csv and diff.csv in out_dir.
+    """mismatches.csv, summary.csv and diff.csv in out_dir, each replaced whole or not at all.
 
     mismatches.csv and diff.csv are written in one streamed pass over the run's rows, a batch at a
-    time; a batch's CSV text is exactly that of its rows in a whole-report frame.
+    time; a batch's CSV text is exactly that of its rows in a whole-report frame. `excel`: each
+    file starts with a UTF-8 byte order mark, without which Excel reads UTF-8 as a legacy code page.
     """
+    bom = EXCEL_BOM if excel else ""
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     found_path, diff_path = out_dir / "mismatches.csv", out_dir / "diff.csv"
     with open_private_file(found_path) as found_file, open_private_file(diff_path) as diff_file:
-        found_file.write(csv_text(mismatches_frame((), instance_url, registration_object)))
-        diff_file.write(csv_text(diff_frame(())))
+        found_file.write(bom + csv_text(mismatches_frame((), instance_url, registration_object)))
+        diff_file.write(bom + csv_text(diff_frame(())))
         for rows in batched(iter_rows(connection, run_id), REPORT_BATCH):
             found = mismatches_frame(rows, instance_url, registration_object)
             found_file.write(csv_text(found, header=False) if len(found) else "")
             diff_file.write(csv_text(diff_frame(rows), header=False))
-    return [
-        found_path,
-        write_csv(summary_frame(tally, settings, summary_extra), out_dir / "summary.csv"),
-        diff_path,
-    ]
+    summary_path = write_csv(
+        summary_frame(tally, settings, summary_extra), out_dir / "summary.csv", excel=excel
+    )
+    return [found_path, summary_path, diff_path]

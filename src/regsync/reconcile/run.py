@@ -157,6 +157,7 @@ def run_reconcile(
     registration_object: str,
     checkfront_url: str = "",
     history_runs: int = 10,
+    excel: bool = False,
 ) -> ReconcileResult:
     """Evaluate every rule at `now`, record the run and write the reports asked for into out_dir.
 
@@ -200,6 +201,7 @@ def run_reconcile(
                 out_dir,
                 tally=tally,
                 summary_extra=summary_columns(freshness),
+                excel=excel,
                 **links,
             )
         if fmt in ("html", "both"):

@@ -1610,12 +1610,20 @@ def check_end_to_end(report: HostileReport, *, seed: int, warehouse_url: str | N
                 settings = sandbox.settings(url)
                 pulled = run_pull(settings, engine=engine, sleep=lambda _s: None)
                 problems = _end_to_end_problems(engine, sandbox, pulled, planted, report, surface)
-                # The next run reads the quarantined records again: still quarantined, nothing fails.
+                # The next run reads the quarantined records again: still quarantined, nothing fails,
+                # and nothing new went wrong: "ok" (exit 0), the standing quarantine only counted.
                 again = run_pull(settings, engine=engine, sleep=lambda _s: None)
                 problems += [
                     f"second run: {problem}"
-                    for problem in _end_to_end_problems(engine, sandbox, again, planted, None, surface)
+                    for problem in _end_to_end_problems(
+                        engine, sandbox, again, planted, None, surface, outcome="ok"
+                    )
                 ]
+                if again.new_quarantined or again.open_quarantined != pulled.open_quarantined:
+                    problems.append(
+                        f"second run: {again.new_quarantined} newly quarantined, "
+                        f"{again.open_quarantined} in quarantine (first run: {pulled.open_quarantined})"
+                    )
         finally:
             engine.dispose()
     for problem in problems:
@@ -1629,11 +1637,13 @@ def _end_to_end_problems(
     planted: list[Planted],
     report: HostileReport | None,
     surface: str,
+    *,
+    outcome: str = "partial",
 ) -> list[str]:
     """What went wrong with one pull; each planted record is counted in `report` (when given)."""
     problems = []
-    if pulled.outcome != "partial":
-        problems.append(f"the run ended {pulled.outcome!r} ({pulled.message}), not 'partial'")
+    if pulled.outcome != outcome:
+        problems.append(f"the run ended {pulled.outcome!r} ({pulled.message}), not {outcome!r}")
     errors = {k: v for k, v in pulled.totals().items() if k.endswith(".errors") and v}
     if errors:
         problems.append(f"API errors during the pull: {errors}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from regsync.errors import ConfigError, RegsyncError, WarehouseError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite's page cache per connection (PRAGMA cache_size, in KiB): its own default for readers, and
@@ -34,14 +37,86 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
+def _create_sqlite_file(path: Path) -> None:
+    """The SQLite file and its folder, owner-only; a path that cannot be made is named."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a directory it creates: owner-only
+    except OSError as exc:
+        raise _path_error(exc, f"cannot create the SQLite warehouse's folder {path.parent}") from None
+    if path.is_dir():
+        raise ConfigError(f"warehouse.url: {path} is a directory, not an SQLite file")
+    if not path.exists():
+        try:
+            # The warehouse holds attendee data: owner-only from the first byte.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, stat.S_IRUSR | stat.S_IWUSR))
+        except OSError as exc:
+            raise _path_error(exc, f"cannot create the SQLite warehouse {path}") from None
+
+
+def _path_error(exc: OSError, what: str) -> RegsyncError:
+    """A full disk is trouble of the moment (exit 1); anything else the configuration must fix (78)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+        return WarehouseError(f"{what}: {exc.strerror}")
+    return ConfigError(f"warehouse.url: {what}: {exc.strerror or exc}")
+
+
+def explain_warehouse_error(exc: BaseException, url: str) -> RegsyncError:
+    """One line saying what is wrong with the warehouse at `url` (never its password).
+
+    ConfigError when the configuration must change (no such database, refused login, a path SQLite
+    cannot open); WarehouseError when it is trouble of the moment (server down, disk full, read-only).
+    """
+    text = str(getattr(exc, "orig", None) or exc)
+    lowered = text.lower()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    try:
+        parsed = make_url(url)
+    except Exception:  # an unparsable URL: config validation names it
+        return WarehouseError(f"warehouse: {first}")
+    if parsed.get_backend_name() == "sqlite":
+        where = f"the SQLite warehouse {parsed.database or ':memory:'}"
+        if "unable to open database file" in lowered:
+            return ConfigError(
+                f"warehouse.url: cannot open {where} (does its folder exist, may we write it?)"
+            )
+        if "readonly database" in lowered or "read-only" in lowered:
+            return WarehouseError(f"{where} is read-only: regsync must be able to write it and its folder")
+        if "disk is full" in lowered or "disk i/o error" in lowered:
+            return WarehouseError(f"cannot write {where}: {first} (disk full?)")
+        if "file is not a database" in lowered:
+            return ConfigError(f"warehouse.url: {where} is not an SQLite database")
+        return WarehouseError(f"{where}: {first}")
+    server = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    database = parsed.database or "(default)"
+    if "does not exist" in lowered and "database" in lowered:
+        return ConfigError(
+            f"warehouse.url: the PostgreSQL database {database!r} does not exist on {server}; create it "
+            f"(createdb {database}) or correct the URL"
+        )
+    if "password authentication failed" in lowered or ("role" in lowered and "does not exist" in lowered):
+        return ConfigError(
+            f"warehouse.url: PostgreSQL at {server} refused the login of user {parsed.username!r}"
+        )
+    if "connection refused" in lowered:
+        return WarehouseError(f"cannot connect to the PostgreSQL warehouse at {server}: connection refused")
+    if "translate host name" in lowered or "name or service not known" in lowered or "nodename" in lowered:
+        return WarehouseError(
+            f"cannot connect to the PostgreSQL warehouse at {server}: DNS: the host name does not resolve"
+        )
+    if "timeout" in lowered or "timed out" in lowered:
+        return WarehouseError(f"cannot connect to the PostgreSQL warehouse at {server}: timed out")
+    if "no space left" in lowered or "disk full" in lowered:
+        return WarehouseError(
+            f"the PostgreSQL warehouse {database!r} at {server} is out of disk space: {first}"
+        )
+    return WarehouseError(f"the PostgreSQL warehouse {database!r} at {server}: {first}")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for the warehouse URL (sqlite:///file.db or postgresql+psycopg://...)."""
     path = _sqlite_file(url)
     if path is not None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a directory it creates: owner-only
-        if not path.exists():
-            # The warehouse holds attendee data: owner-only from the first byte.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, stat.S_IRUSR | stat.S_IWUSR))
+        _create_sqlite_file(path)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     is_sqlite = url.startswith("sqlite")

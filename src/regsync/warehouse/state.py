@@ -63,7 +63,9 @@ def all_states(engine: Engine) -> list[StreamState]:
 
 # -- the run ledger -------------------------------------------------------------------------------
 
-OUTCOMES = ("running", "ok", "partial", "deferred", "failed")
+# crashed: the run's process ended without closing its row (killed, power loss); the next run to
+# take the lock closes it (close_crashed_runs), so "running" means running.
+OUTCOMES = ("running", "ok", "partial", "deferred", "failed", "crashed")
 
 
 def start_run(engine: Engine, job: str) -> str:
@@ -105,6 +107,20 @@ def finish_run(
                 message=message,
             )
         )
+
+
+def close_crashed_runs(engine: Engine, started_since: datetime, message: str) -> int:
+    """Close as `crashed` the runs still "running" that started at or after `started_since`.
+
+    Called by the next holder of the warehouse-writer lock when the previous holder died holding
+    it: every run holds that lock while it runs, so those runs were the dead holder's.
+    """
+    with engine.begin() as connection:
+        return connection.execute(
+            update(runs)
+            .where(runs.c.outcome == "running", runs.c.started_at >= started_since)
+            .values(outcome="crashed", ended_at=utcnow(), message=message)
+        ).rowcount
 
 
 def last_runs(engine: Engine, limit: int = 10, job: str | None = None) -> list[dict[str, Any]]:
