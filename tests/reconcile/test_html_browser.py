@@ -182,7 +182,7 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
     binary = chromium()
     report = _report(tmp_path)
     html = report.read_text(encoding="utf-8")
-    assert "\u202e" not in html  # shown as <U+202E>, never acting on the text
+    assert "\u202e" not in html  # shown as [U+202E], never acting on the text
     assert "&lt;U+202E&gt;" in html
     measured_page = tmp_path / "measured.html"
     measured_page.write_text(html.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
@@ -228,7 +228,7 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
     assert "ConnectError: acme.checkfront.com refused" in seen["banner"]
     assert seen["bannerColour"] == "rgb(176, 0, 32)"
     assert WHAT_TO_DO["STALE_DRAFT"] in seen["text"]
-    assert "<U+202E>" in seen["text"]
+    assert "[U+202E]" in seen["text"]
 
     # A screenshot for a person to look at (kept next to the report).
     shot = tmp_path / "report.png"

@@ -8,7 +8,6 @@ Okabe-Ito set (told apart with the common colour-vision deficiencies).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +25,7 @@ from regsync.reconcile.report import (
     _bytewise,
     _in_report,
     _status,
+    neutralise_bidi,
     record_link,
     stamp,
     summary_frame,
@@ -113,9 +113,6 @@ table.rows{font-size:13px}
 # The chart: a slot per run wide enough for its two-line label ("12-03" over "16:20") at 11 px.
 _CHART_H, _SLOT, _BAR, _LEFT, _TOP = 200, 64, 40, 48, 20
 _LABEL_FONT = 11
-# Unicode bidirectional controls (embeddings, overrides, isolates) can make text read backwards
-# (a "Trojan Source" display trick); shown as visible escapes instead.
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -177,13 +174,8 @@ def booking_link(checkfront_url: str, code: str | None) -> str:
     return checkfront_url.rstrip("/") + CHECKFRONT_BOOKING_PATH.format(code=quote(code, safe=""))
 
 
-def defuse_bidi(text: str) -> str:
-    """U+202E -> "<U+202E>": a bidi control shown for what it is instead of reordering the text."""
-    return _BIDI.sub(lambda match: f"<U+{ord(match.group()):04X}>", text)
-
-
 def _e(value: object) -> str:
-    return escape(defuse_bidi("" if value is None else str(value)), quote=True)
+    return escape(neutralise_bidi("" if value is None else str(value)), quote=True)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[str] = ()) -> str:
