@@ -39,7 +39,7 @@ def run_demo(*, registrations: int, seed: int, workdir: Path, console: Console) 
         # Writes on, and a breaker wide enough for generated data (which plants ~25 % pending drafts).
         config_path, env_path = sandbox.write_config(
             workdir / "regsync.toml",
-            f"sqlite:///{database}",
+            f"sqlite:///{database.resolve()}",
             extra={"actions": {"enabled": True, "max_share": 0.5, "max_writes": 1000}},
         )
         settings = load_settings(config_path)
@@ -125,6 +125,7 @@ def run_demo(*, registrations: int, seed: int, workdir: Path, console: Console) 
             now=datetime.now(UTC),
             instance_url=sandbox.base_url,
             registration_object=settings.salesforce.objects.registration,
+            checkfront_url=settings.checkfront.base_url,
         )
         found = Table(title=f"{result.total} mismatch(es)")
         found.add_column("reason code")

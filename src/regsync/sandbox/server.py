@@ -260,12 +260,12 @@ class Sandbox:
                 "login_url": self.base_url,
                 "username": self.credentials.sf_username,
                 "consumer_key": self.credentials.sf_consumer_key,
-                "ca_file": str(self.ca_path),
+                "ca_file": str(self.ca_path.resolve()),
             },
             "checkfront": {
                 "base_url": self.base_url,
                 "auth": "token",
-                "ca_file": str(self.ca_path),
+                "ca_file": str(self.ca_path.resolve()),
             },
             "warehouse": {"url": warehouse_url},
         }
