@@ -62,8 +62,9 @@ class FaultRule:
     every: int = 0
     fraction: float = 0.0
     times: int | None = None  # fire at most this many times
-    seen: int = 0
-    fired: int = 0
+    # Counters, from when the rule was added; not plan fields (a plan naming them is refused).
+    seen: int = field(default=0, init=False)
+    fired: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         _check_types(
@@ -116,6 +117,9 @@ class SalesforceFaults:
     request_limit_after: int | None = None  # calls after which REQUEST_LIMIT_EXCEEDED is answered
     query_timeout_window_s: float | None = None  # queries spanning a wider SystemModstamp window time out
     invalid_locator_nth: list[int] = field(default_factory=list)  # nth nextRecordsUrl call: locator expired
+    # Counted from when this block was added (not plan fields: a plan cannot set them).
+    calls: int = field(default=0, init=False, repr=False)
+    locator_calls: int = field(default=0, init=False, repr=False)
 
 
 class FaultInjector:

@@ -37,7 +37,7 @@ def service_of(path: str) -> str | None:
     """Which vendor a path belongs to (None for the admin API, which the network model leaves alone)."""
     if path.startswith("/api/"):
         return "checkfront"
-    if path.startswith("/services/"):
+    if path.startswith(("/services/", "/id/")):
         return "salesforce"
     return None
 

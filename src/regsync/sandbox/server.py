@@ -91,10 +91,12 @@ class Sandbox:
         latency: str | Mapping[str, Latency] | None = None,
         rate_limit: str | Mapping[str, RateLimit] | None = None,
         long_running: str | LongRunningLimit | None = None,
+        smaller_batches: bool = False,
     ) -> None:
         """`latency` (`"checkfront=100ms,salesforce=300ms+-50ms"`), `rate_limit`
         (`"checkfront=20/s,burst=40"`) and `long_running` (`"25,after=20s"`) set the network model
-        (`sandbox.network`, docs/sandbox.md); they may also be changed while it runs."""
+        (`sandbox.network`, docs/sandbox.md); they may also be changed while it runs.
+        `smaller_batches`: query pages hold 1..batch records instead of the full batch."""
         self.store = store or SandboxStore()
         self.host = host
         self.port = port
@@ -104,6 +106,7 @@ class Sandbox:
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="regsync-sandbox-"))
         self.daily_limit = daily_limit
+        self.smaller_batches = smaller_batches
         self.keep_bodies = keep_bodies
         self.truth: Any = None
         self.dataset: Any = None  # DatasetInfo when loaded from a file (anchor, shift applied)
@@ -165,6 +168,7 @@ class Sandbox:
             base_url=lambda: self.base_url,
             faults=self.faults,
             daily_limit=self.daily_limit,
+            smaller_batches=self.smaller_batches,
         )
         from regsync.sandbox.checkfront import CheckfrontApi
 
