@@ -521,6 +521,18 @@ def test_date_literal_on_a_text_field_is_a_type_error(sf: Salesforce) -> None:
 # -- 7. 15-character ids ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("id15", "id18"),
+    [  # pairs published by third-party converters (docs/sandbox.md)
+        ("70130000001tcyI", "70130000001tcyIAAQ"),
+        ("00558000001N0Ke", "00558000001N0KeAAK"),
+        ("003G000001SUbc4", "003G000001SUbc4IAD"),
+    ],
+)
+def test_id_checksum_matches_published_pairs(id15: str, id18: str) -> None:
+    assert id15 + id_checksum(id15) == id18
+
+
 def test_fifteen_character_ids_wherever_salesforce_takes_them(sf: Salesforce, box: Sandbox) -> None:
     event18 = sf.query(f"SELECT Id FROM {EVENT} WHERE Name = 'undated'")["records"][0]["Id"]
     event15 = event18[:15]

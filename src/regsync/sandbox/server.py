@@ -376,6 +376,7 @@ class Sandbox:
                     "status": r.status,
                     "endpoint": r.endpoint,
                     "fault": r.fault,
+                    "tags": r.tags,
                     "body": r.body.decode("utf-8", "replace"),
                 }
                 for r in self.requests
