@@ -13,6 +13,7 @@ import logging
 import re
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -222,14 +223,22 @@ def test_dropped_tls_handshake_is_one_log_line(
 ) -> None:
     port = int(box.base_url.rsplit(":", 1)[1])
     untrusting = ssl.create_default_context()  # the system CAs, not the sandbox's
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+
     with caplog.at_level(logging.WARNING, logger="regsync.sandbox"):
         with pytest.raises(ssl.SSLError), socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
             untrusting.wrap_socket(plain, server_hostname="127.0.0.1")
-        # The server answers the next client normally, and by then it has logged the failure.
+        deadline = time.monotonic() + 10  # the server thread logs once it has read the client's alert
+        while not logged() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The server answers the next client normally.
         assert requests.get(f"{box.base_url}/services/data/", verify=str(box.ca_path), timeout=10).ok
-    lines = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+    lines = logged()
     assert len(lines) == 1, lines
     assert "\n" not in lines[0]
+    assert lines[0].startswith("sandbox: TLS handshake with 127.0.0.1:")
     assert "Traceback" not in capfd.readouterr().err
 
 
