@@ -1,4 +1,7 @@
-"""The warehouse's tables as SQLAlchemy Core (created by Alembic migrations, never create_all)."""
+"""The warehouse's tables as SQLAlchemy Core (created by Alembic migrations, never create_all).
+
+`metadata` is shared by every table module; `regsync.warehouse.schema` imports them all onto it.
+"""
 
 from __future__ import annotations
 
@@ -198,4 +201,3 @@ runs = Table(
     Column("message", Text),
 )
 Index("ix_runs_job_started_at", runs.c.job, runs.c.started_at)
-from regsync.warehouse import reconcile_tables  # noqa: E402, F401  (registers its tables on `metadata`)
