@@ -15,7 +15,21 @@ from regsync.reconcile.report import ReportRow, Tally, record_link, stamp, summa
 from regsync.reconcile.rules import CODES, ReconcileSettings
 from regsync.warehouse.reconcile_tables import reconcile_runs
 
-PALETTE = ("#c0392b", "#e67e22", "#8e44ad", "#2980b9", "#16a085", "#f1c40f", "#7f8c8d", "#d35400", "#27ae60")
+PALETTE = (
+    "#c0392b",
+    "#e67e22",
+    "#8e44ad",
+    "#2980b9",
+    "#16a085",
+    "#f1c40f",
+    "#7f8c8d",
+    "#d35400",
+    "#27ae60",
+    "#e74c3c",
+    "#34495e",
+    "#1abc9c",
+    "#95a5a6",
+)  # one per reason code, in CODES order
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}
