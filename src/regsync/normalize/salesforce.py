@@ -220,7 +220,9 @@ def _attendees(
             if not isinstance(attendee, dict):
                 raise RecordRejected("must be an object", field=where)
             attendee_id = coerce.sf_id(attendee.get("id"), f"{where}.id")
-            session_ids = attendee.get("sessionIds") or []
+            session_ids = attendee.get("sessionIds")
+            if session_ids is None:
+                session_ids = []
             if not isinstance(session_ids, list) or len(session_ids) > MAX_SESSIONS_PER_ATTENDEE:
                 raise RecordRejected("sessionIds must be a list of Session ids", field=where)
         except RecordRejected as exc:
