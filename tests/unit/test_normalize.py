@@ -135,9 +135,11 @@ def test_finding_1_partly_read_registrations_keep_identity_and_links(
 def test_finding_1_amounts_up_to_16_integer_digits_and_sub_cent_digits() -> None:
     for value, amount in (("9999999999999999.99", "9999999999999999.99"), (1e12, "1000000000000")):
         row = normalize_registration(registration(conference360__Amount__c=value), FIELDS).registration
-        assert row["unreadable"] is None and row["amount"] == Decimal(amount)
+        assert row["unreadable"] is None
+        assert row["amount"] == Decimal(amount)
     exact = normalize_registration(registration(conference360__Amount__c=100.005), FIELDS).registration
-    assert exact["amount"] == Decimal("100.005") and exact["amount_exact"] == "100.005"
+    assert exact["amount"] == Decimal("100.005")
+    assert exact["amount_exact"] == "100.005"
     assert (
         normalize_registration(registration(conference360__Amount__c=100.5), FIELDS).registration[
             "amount_exact"
