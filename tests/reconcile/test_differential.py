@@ -131,6 +131,9 @@ def amount_sub_cent(store: SandboxStore, rng: random.Random, now: float) -> None
     if pair:
         reg, booking = pair
         total = Decimal(str(booking.get("total") or "0"))
+        if rng.random() < 0.5:  # odd cents: X.015 rounds half-even up to X.02, X.025 down to X.02
+            total += Decimal("0.01")
+            booking["total"] = str(total)
         delta = Decimal(rng.choice(["0.005", "-0.005", "0.015", "-0.015", "0.0149", "0.01", "-0.011"]))
         reg[AMOUNT] = float(total + delta)
 
@@ -191,9 +194,10 @@ def line_qty_zero(store: SandboxStore, rng: random.Random, now: float) -> None:
         lines = booking.get("lines") or []
         line = _pick(rng, [line for line in lines if isinstance(line, dict)])
         if line is not None:
-            copy = {**line, "qty": 0, "line_id": max(int(x.get("line_id", 0) or 0) for x in lines) + 1}
+            qty = rng.choice([0, 0, -1])  # 0 or less books nothing (docs/rules.md)
+            copy = {**line, "qty": qty, "line_id": max(int(x.get("line_id", 0) or 0) for x in lines) + 1}
             if rng.random() < 0.5:
-                line["qty"] = 0  # an existing line dropped to 0
+                line["qty"] = qty  # an existing line dropped to 0
             else:
                 lines.append(copy)  # a free line of 0 seats added
 
@@ -236,9 +240,14 @@ def in_flight(store: SandboxStore, rng: random.Random, now: float) -> None:
 
 
 def booking_young(store: SandboxStore, rng: random.Random, now: float) -> None:
+    """A booking made minutes ago; half the time behind an overdue Draft (pending: submit it)."""
     pair = _pick(rng, _with_booking(store))
     if pair:
-        pair[1]["created_date"] = int(now - rng.randint(60, 600))
+        reg, booking = pair
+        booking["created_date"] = int(now - rng.randint(60, 600))
+        if rng.random() < 0.5:
+            booking["status_id"] = "PAID"
+            reg.update({STATUS: "Draft", "CreatedDate": _iso(now - 2 * DAY)})
 
 
 def old_draft(store: SandboxStore, rng: random.Random, now: float) -> None:
@@ -323,12 +332,20 @@ def idle_cart_partly_read(store: SandboxStore, rng: random.Random, now: float) -
 
 
 def idle_cart_quarantined(store: SandboxStore, rng: random.Random, now: float) -> None:
-    """An idle cart whose registration cannot be loaded at all: held by its raw payload."""
+    """An idle cart named by a registration that cannot be loaded at all (held by its raw payload)
+    and by a second, fully read one that does not need it (which makes the cart known)."""
     reg = _idle(store, rng, now)
-    if reg is not None:
-        reg[STATUS] = rng.choice(["Bogus", None])
-        if rng.random() < 0.3:
-            reg[PAYLOAD] = reg[PAYLOAD][: rng.randint(20, max(20, len(reg[PAYLOAD]) - 1))]
+    payload = _payload(reg) if reg is not None else None
+    other = _pick(rng, [r for r in _regs(store) if reg is not None and r is not reg and _payload(r)])
+    if reg is None or payload is None or other is None:
+        return
+    second = _payload(other)
+    assert second is not None
+    second["sessionId"] = payload["sessionId"]
+    other.update({PAYLOAD: json.dumps(second), STATUS: "Failed", BOOKING_CODE: None})
+    reg[STATUS] = rng.choice(["Bogus", None])
+    if rng.random() < 0.3:
+        reg[PAYLOAD] = reg[PAYLOAD][: rng.randint(20, max(20, len(reg[PAYLOAD]) - 1))]
 
 
 class _Only(SandboxStore):
