@@ -194,7 +194,7 @@ def line_qty_zero(store: SandboxStore, rng: random.Random, now: float) -> None:
         lines = booking.get("lines") or []
         line = _pick(rng, [line for line in lines if isinstance(line, dict)])
         if line is not None:
-            qty = rng.choice([0, 0, -1])  # 0 or less books nothing (docs/rules.md)
+            qty = rng.choice([0, -1])  # 0 or less books nothing (docs/rules.md)
             copy = {**line, "qty": qty, "line_id": max(int(x.get("line_id", 0) or 0) for x in lines) + 1}
             if rng.random() < 0.5:
                 line["qty"] = qty  # an existing line dropped to 0
