@@ -607,7 +607,13 @@ def evaluate(connection: Connection, settings: ReconcileSettings, now: datetime)
 _COSTLIEST_FIRST = sorted(
     RULES,
     key=lambda rule: (
-        rule.code not in ("ATTENDEE_SESSIONS_MISMATCH", "ATTENDEE_COUNT_MISMATCH", "DUPLICATE_REGISTRATION")
+        rule.code
+        not in (
+            "ATTENDEE_SESSIONS_MISMATCH",
+            "ATTENDEE_COUNT_MISMATCH",
+            "DUPLICATE_REGISTRATION",
+            "DUPLICATE_BOOKING_CODE",
+        )
     ),
 )
 
