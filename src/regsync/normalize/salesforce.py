@@ -121,7 +121,7 @@ def normalize_registration(record: dict[str, Any], fields: RegistrationFields) -
         "name": read(OTHER, coerce.text, record.get("Name"), "Name", max_length=80),
         "status": status,
         "event_id": read(OTHER, coerce.sf_id, record.get(fields.event), fields.event, optional=True),
-        "booking_session_id": (booking_session_id or "").strip() or None,
+        "booking_session_id": booking_session_id or None,
         "booking_code": booking_code_key(booking_code),
         "amount": amount,
         "amount_exact": coerce.sub_cent(amount),

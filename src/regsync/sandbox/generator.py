@@ -403,7 +403,7 @@ def _read_registration(reg: dict[str, Any]) -> _Reading | None:
         if session_id is None:
             pass
         elif _is_text(session_id, 64):
-            reading.session_id = session_id.strip() or None
+            reading.session_id = session_id or None
         else:
             bad.add("booking_session")
         listed = payload.get("attendeeList")
