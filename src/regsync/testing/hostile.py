@@ -1719,7 +1719,9 @@ def _planted_outcome(item: Planted, filed: dict[Any, Any], loaded: dict[str, Any
             REG_FIELDS.error_message: "error_message",
             REG_FIELDS.booking_code: "booking_code",
         }.get(item.path[0])
-        if row is None or (column is not None and getattr(row, column) != item.value):
+        # Booking codes are kept trimmed and upper-cased (docs/rules.md): matched case-insensitively.
+        sent = item.value.strip().upper() if column == "booking_code" else item.value
+        if row is None or (column is not None and getattr(row, column) != sent):
             return "failure", f"valid record {item.record_id} lost or changed"
         return "accepted", None
     row = filed.get((item.source, item.record_id))
