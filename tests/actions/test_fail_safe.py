@@ -177,7 +177,8 @@ def test_no_write_reaches_a_record_regsync_does_not_fully_understand(warehouse: 
                 ).scalars()
             )
         assert set(drafts.values()) <= set(partly)  # kept, not quarantined
-        assert len(quarantined) == 2
+        assert set(partly) <= quarantined  # open, so every run reads them again
+        assert len(quarantined - set(partly)) == 2
 
         # `regsync plan` shows every hold with its reason
         explained = {

@@ -69,8 +69,13 @@ def quarantine_holds(connection: Connection, fields: RegistrationFields) -> Quar
     """
     named: dict[str, str] = {}
     unknown: list[str] = []
+    # A partly read registration is loaded (and also open in the quarantine, to be read again):
+    # its warehouse row holds what it names, so only the registrations that could not load count.
+    loaded = select(registrations.c.id).where(registrations.c.unreadable_parts.is_not(None))
     query = select(quarantine.c.record_id, quarantine.c.payload).where(
-        quarantine.c.source == REGISTRATIONS_SOURCE, quarantine.c.resolved_at.is_(None)
+        quarantine.c.source == REGISTRATIONS_SOURCE,
+        quarantine.c.resolved_at.is_(None),
+        quarantine.c.record_id.not_in(loaded),
     )
     for record_id, text in connection.execute(query):
         try:
