@@ -203,3 +203,26 @@ def test_no_write_reaches_a_record_regsync_does_not_fully_understand(warehouse: 
         assert reached[("submit", reg_id)] == 0, f"submitted a draft with {name}"
     assert reached[("end", control_cart)] == 1
     assert reached[("submit", control_draft)] == 1
+
+
+def test_a_partly_read_registration_is_read_again_until_it_loads_fully(warehouse: Engine) -> None:
+    """A field spoiled on the way (the record's SystemModstamp unchanged) is not kept for good."""
+    store = SandboxStore()
+    populate(GeneratorConfig(registrations=30, seed=4), store)
+    reg = sorted(store.salesforce.tables[REGISTRATION].values(), key=lambda r: r["Id"])[0]
+    good = reg[AMOUNT]
+    reg[AMOUNT] = 2e16
+    with Sandbox(store) as sandbox:
+        settings = sandbox.settings()
+        assert run_pull(settings, engine=warehouse, sleep=lambda _s: None).outcome == "partial"
+        query = select(registrations.c.unreadable_parts).where(registrations.c.id == reg["Id"])
+        with warehouse.connect() as connection:
+            assert connection.execute(query).scalar_one() == ",amount,"
+        reg[AMOUNT] = good  # readable again, at the same SystemModstamp
+        assert run_pull(settings, engine=warehouse, sleep=lambda _s: None).outcome == "ok"
+        with warehouse.connect() as connection:
+            assert connection.execute(query).scalar_one() is None
+            still_open = select(quarantine.c.record_id).where(
+                quarantine.c.record_id == reg["Id"], quarantine.c.resolved_at.is_(None)
+            )
+            assert connection.execute(still_open).all() == []
