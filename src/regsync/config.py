@@ -28,6 +28,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from regsync import definitions as words
 from regsync.actions.settings import ActionSettings
 from regsync.errors import ConfigError
 from regsync.jobs.settings import JobSettings
@@ -227,10 +228,10 @@ class RuleSettings(_Section):
     """`[rules]`: the thresholds of docs/rules.md that the write-back planner ([actions]) and the
     reconciliation ([reconcile]) must share, set once (`harmonise_rules`)."""
 
-    in_flight_s: int = Field(default=900, ge=0)
-    confirmed_statuses: BookingStatuses = ("PAID", "PART")
-    stale_session_ttl_s: int = Field(default=21600, ge=0)
-    stale_draft_s: int = Field(default=604800, ge=0)
+    in_flight_s: int = Field(default=words.IN_FLIGHT_S, ge=0)
+    confirmed_statuses: BookingStatuses = words.CONFIRMED_STATUSES
+    stale_session_ttl_s: int = Field(default=words.STALE_SESSION_TTL_S, ge=0)
+    stale_draft_s: int = Field(default=words.STALE_DRAFT_S, ge=0)
 
 
 SHARED_RULES: tuple[str, ...] = tuple(RuleSettings.model_fields)

@@ -141,7 +141,8 @@ def plan(
         from regsync.locks import open_warehouse_locked  # migrations one process at a time
 
         engine = open_warehouse_locked(settings.warehouse.url)
-    scope = Scope(policy_of(settings, action_settings), now or utcnow(), older_than_s)
+    fields = settings.salesforce.registration_fields
+    scope = Scope(policy_of(settings, action_settings), now or utcnow(), older_than_s, fields)
     with engine.connect() as connection:
         return make_plan(connection, scope, _kinds(kinds), limit=limit, explained=explained)
 
@@ -189,7 +190,8 @@ def run_actions(
     report.run_id = start_run(engine, JOBS[chosen[0]] if len(chosen) == 1 else BOTH_JOB)
     run = _Run(settings, policy, engine, salesforce, checkfront, report)
     try:
-        _execute(run, chosen, Scope(policy, now, older_than_s), limit)
+        scope = Scope(policy, now, older_than_s, settings.salesforce.registration_fields)
+        _execute(run, chosen, scope, limit)
     except QuotaExhaustedError as exc:
         report.outcome, report.message = "deferred", str(exc)
     except Exception as exc:
