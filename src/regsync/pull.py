@@ -140,7 +140,9 @@ def _pull_streams(
         elif name == "booking_sessions":
             result = pull_booking_sessions(ctx)
         elif name == "bookings":
-            result = pull_bookings(ctx)
+            # Checkfront filters by one bound: a backfill reads everything modified since --since.
+            key = f"backfill:bookings:{since and since.isoformat()}" if backfill else None
+            result = pull_bookings(ctx, since=since if backfill else None, state_key=key)
         else:
             result = pull_booking_lines(ctx)
         result.counts["milliseconds"] = round((time.perf_counter() - started) * 1000)
