@@ -23,6 +23,7 @@ from typing import Any, Literal
 import orjson
 
 from regsync.sandbox.http import SandboxRequest, SandboxResponse
+from regsync.sandbox.network import NetworkConfigError, NetworkModel
 
 FaultKind = Literal["status", "drop", "slow", "malformed", "wrong_type"]
 KINDS: tuple[str, ...] = ("status", "drop", "slow", "malformed", "wrong_type")
@@ -126,6 +127,8 @@ class FaultInjector:
         self.injected: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        # Latency and limits: set by a plan's "network" block, the command line or the admin API.
+        self.network = NetworkModel(seed=seed)
 
     # -- plan --------------------------------------------------------------------------------
     def add(self, **rule: Any) -> FaultRule:
@@ -140,12 +143,14 @@ class FaultInjector:
             self.salesforce = SalesforceFaults()
 
     def load(self, plan: dict[str, Any]) -> None:
-        """Apply a plan: {"seed": 1, "rules": [...], "salesforce": {...}}."""
+        """Apply a plan: {"seed": 1, "rules": [...], "salesforce": {...}, "network": {...}}."""
         if not isinstance(plan, dict):
-            raise FaultPlanError("a fault plan is a JSON/TOML object with keys seed, rules, salesforce")
+            raise FaultPlanError(
+                "a fault plan is a JSON/TOML object with keys seed, rules, salesforce, network"
+            )
         if not isinstance(plan.get("rules", []), list) or not isinstance(plan.get("salesforce", {}), dict):
             raise FaultPlanError("rules must be a list and salesforce an object")
-        unknown = set(plan) - {"seed", "rules", "salesforce"}
+        unknown = set(plan) - {"seed", "rules", "salesforce", "network"}
         if unknown:
             raise FaultPlanError(f"unknown fault plan keys: {', '.join(sorted(unknown))}")
         try:
@@ -154,6 +159,11 @@ class FaultInjector:
             platform = SalesforceFaults(**plan.get("salesforce", {}))
         except (TypeError, ValueError) as exc:
             raise FaultPlanError(f"bad fault rule: {exc}") from None
+        if "network" in plan:
+            try:
+                self.network.load(plan["network"])  # checked whole before anything changes
+            except NetworkConfigError as exc:
+                raise FaultPlanError(f"bad network block: {exc}") from None
         if "seed" in plan:
             self._rng = random.Random(seed)
         with self._lock:

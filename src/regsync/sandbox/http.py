@@ -17,10 +17,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+if TYPE_CHECKING:
+    from regsync.sandbox.network import NetworkModel
 
 
 class RequestHeaders(dict[str, str]):
@@ -182,6 +185,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.fault_hook: FaultHook | None = None
         self.after_hook: AfterHook | None = None
         self.keep_bodies = True
+        self.network: NetworkModel | None = None  # latency and limits on the HTTP path only
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
@@ -197,13 +201,18 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             entry.seq = len(self.log) + 1
             self.log.append(entry)
 
-    def dispatch(self, request: SandboxRequest) -> SandboxResponse:
-        """Route one request through faults, the emulator and the log (HTTP or in-process alike)."""
+    def dispatch(self, request: SandboxRequest, refusal: SandboxResponse | None = None) -> SandboxResponse:
+        """Route one request through faults, the emulator and the log (HTTP or in-process alike).
+
+        `refusal` is the network model's answer for a call it did not let through (a rate limit's
+        429): logged like any answer, with `fault` set, and nothing else runs."""
         route, params = self.router.resolve(request)
         endpoint = route.name if route else "unknown"
         fault: str | None = None
-        response: SandboxResponse | None = None
-        if self.fault_hook is not None:
+        response: SandboxResponse | None = refusal
+        if response is not None:
+            fault = endpoint
+        elif self.fault_hook is not None:
             response = self.fault_hook(endpoint, request)
             if response is not None:
                 fault = endpoint
@@ -274,9 +283,22 @@ class _Handler(BaseHTTPRequestHandler):
             headers=RequestHeaders.of(self.headers.items()),
             body=body,
         )
-        response = self.server.dispatch(request)
-        if response.delay_s:
-            time.sleep(response.delay_s)
+        network = self.server.network
+        if network is None:
+            response = self.server.dispatch(request)
+            delay = response.delay_s
+        else:
+            ticket = network.admit(parts.path)
+            try:
+                response = self.server.dispatch(request, ticket.refusal)
+                delay = response.delay_s + network.delay(ticket)
+                if delay:
+                    time.sleep(delay)
+                    delay = 0.0
+            finally:
+                network.end(ticket)  # a call is "running" until its answer is ready to go
+        if delay:
+            time.sleep(delay)
         if response.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):

@@ -12,6 +12,7 @@ import math
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,13 @@ from regsync.sandbox.http import (
     SandboxRequest,
     SandboxResponse,
     serve_in_thread,
+)
+from regsync.sandbox.network import (
+    Latency,
+    LongRunningLimit,
+    NetworkConfigError,
+    NetworkModel,
+    RateLimit,
 )
 from regsync.sandbox.salesforce import SalesforceApi, SalesforceCredentials
 from regsync.sandbox.store import SCHEMAS, SandboxStore
@@ -80,12 +88,19 @@ class Sandbox:
         fault_seed: int = 0,
         daily_limit: int = 5_000_000,
         keep_bodies: bool = True,
+        latency: str | Mapping[str, Latency] | None = None,
+        rate_limit: str | Mapping[str, RateLimit] | None = None,
+        long_running: str | LongRunningLimit | None = None,
     ) -> None:
+        """`latency` (`"checkfront=100ms,salesforce=300ms+-50ms"`), `rate_limit`
+        (`"checkfront=20/s,burst=40"`) and `long_running` (`"25,after=20s"`) set the network model
+        (`sandbox.network`, docs/sandbox.md); they may also be changed while it runs."""
         self.store = store or SandboxStore()
         self.host = host
         self.port = port
         self.credentials = credentials
         self.faults = FaultInjector(seed=fault_seed)
+        self.faults.network.configure(latency=latency, rate_limit=rate_limit, long_running=long_running)
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="regsync-sandbox-"))
         self.daily_limit = daily_limit
@@ -116,6 +131,12 @@ class Sandbox:
         sandbox = cls(**kwargs)
         sandbox.dataset = load_dataset(path, sandbox.store)
         return sandbox
+
+    @property
+    def network(self) -> NetworkModel:
+        """Latency, rate limits and the long-running limit on the HTTP path, and their counters
+        (`network.rate_limited`: the 429s the Checkfront limiter sent)."""
+        return self.faults.network
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -168,6 +189,7 @@ class Sandbox:
         server.fault_hook = self.faults.before
         server.after_hook = self.faults.after
         server.keep_bodies = self.keep_bodies
+        server.network = self.faults.network
         self._server = server
         self._thread = serve_in_thread(server)
         return self
@@ -330,6 +352,9 @@ class Sandbox:
             Route("GET", r"/__sandbox/faults", self._admin_fault_summary, "sandbox.faults"),
             Route("POST", r"/__sandbox/clock", self._admin_clock, "sandbox.clock"),
             Route("GET", r"/__sandbox/state", self._admin_state, "sandbox.state"),
+            Route("GET", r"/__sandbox/network", self._admin_network, "sandbox.network"),
+            Route("POST", r"/__sandbox/network", self._admin_set_network, "sandbox.network.set"),
+            Route("DELETE", r"/__sandbox/network", self._admin_reset_network, "sandbox.network.reset"),
         ]
 
     def _admin_requests(self, request: SandboxRequest) -> SandboxResponse:
@@ -371,6 +396,22 @@ class Sandbox:
 
     def _admin_fault_summary(self, request: SandboxRequest) -> SandboxResponse:
         return SandboxResponse.json(200, self.faults.summary())
+
+    def _admin_network(self, request: SandboxRequest) -> SandboxResponse:
+        return SandboxResponse.json(200, self.network.summary())
+
+    def _admin_set_network(self, request: SandboxRequest) -> SandboxResponse:
+        try:
+            self.network.load(orjson.loads(request.body or b"null"))
+        except (orjson.JSONDecodeError, NetworkConfigError) as exc:
+            return SandboxResponse.json(400, {"error": str(exc)})
+        return SandboxResponse.json(200, self.network.summary())
+
+    def _admin_reset_network(self, request: SandboxRequest) -> SandboxResponse:
+        self.network.reset()
+        if request.arg("counts") == "clear":
+            self.network.clear_counts()
+        return SandboxResponse.json(200, self.network.summary())
 
     def _admin_clock(self, request: SandboxRequest) -> SandboxResponse:
         try:
