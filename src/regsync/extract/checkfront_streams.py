@@ -10,18 +10,17 @@ registration names that the index window did not bring is read by its code, what
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, or_, select, tuple_, update
 
-from regsync.clients.checkfront import BookingSessionRead
+from regsync.clients.checkfront import BookingSessionRead, IndexPage
 from regsync.errors import ApiError, RecordRejected
 from regsync.extract.context import PullContext, StreamResult
 from regsync.normalize.checkfront import (
@@ -73,6 +72,49 @@ def keyset_pages(
             return
         yield keys
         after = keys[-1]
+
+
+def read_in_window(
+    ctx: PullContext,
+    result: StreamResult,
+    read: Callable[[str], Any],
+    keys: Iterable[str],
+    load: Callable[[Connection, list[tuple[str, Any]]], Counter[str]],
+    *,
+    stream: str | None = None,
+) -> bool:
+    """Read every key through the run's sliding window of calls; load the answers CHUNK at a time, in order.
+
+    Each chunk is committed in its own transaction while the next calls are in flight, so a
+    crash loses at most the calls of one window. False when asked to stop (all read so far is
+    committed).
+    """
+    assert ctx.checkfront is not None
+    batch: list[tuple[str, Any]] = []
+
+    def flush() -> None:
+        with ctx.engine.begin() as connection:
+            result.counts.update(load(connection, batch))
+        ctx.report(stream or result.stream, len(batch), None)
+        batch.clear()
+
+    answers = ctx.checkfront.read_many(read, keys)
+    try:
+        for pair in answers:
+            batch.append(pair)
+            if len(batch) >= CHUNK:
+                flush()
+                if ctx.should_stop():
+                    result.stopped = True
+                    return False
+        if batch:
+            flush()
+    finally:
+        answers.close()
+    if ctx.should_stop():
+        result.stopped = True
+        return False
+    return True
 
 
 def registration_sessions_to_read(
@@ -188,18 +230,16 @@ def pull_booking_sessions(ctx: PullContext) -> StreamResult:
     def due(connection: Connection, after: Any, size: int) -> list[str]:
         return booking_sessions_due(connection, refresh_before, after, size)
 
-    pages: Iterator[list[str]] = itertools.chain(
-        (sorted({key[2] for key in keys}) for keys in keyset_pages(ctx.engine, changed)),
-        keyset_pages(ctx.engine, due),
-        (quarantined[start : start + CHUNK] for start in range(0, len(quarantined), CHUNK)),
-    )
-    for chunk in pages:
-        reads = list(zip(chunk, ctx.checkfront.get_booking_sessions(chunk), strict=True))
-        with ctx.engine.begin() as connection:
-            result.counts.update(load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id))
-        ctx.report("booking_sessions", len(chunk), None)
-        if ctx.should_stop():
-            result.stopped = True
+    def load(connection: Connection, reads: list[tuple[str, Any]]) -> Counter[str]:
+        return load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id)
+
+    passes: list[Iterable[str]] = [
+        (key for keys in keyset_pages(ctx.engine, changed) for key in sorted({k[2] for k in keys})),
+        (key for keys in keyset_pages(ctx.engine, due) for key in keys),
+        quarantined,
+    ]
+    for keys in passes:  # one after another: a pass must see what the one before wrote
+        if not read_in_window(ctx, result, ctx.checkfront.get_booking_session, keys, load):
             return result
     if not result.counts["errors"]:
         with ctx.engine.begin() as connection:
@@ -268,7 +308,7 @@ def pull_bookings(
     for number in range(first_pass, len(passes)):
         bound, modified = passes[number]
         filters = {"last_modified": f">{bound}"}
-        for page in ctx.checkfront.iter_booking_index(filters=filters, start_page=start_page):
+        for page in index_pages(ctx, filters, start_page):
             now = ctx.now()
             with ctx.engine.begin() as connection:
                 counts = load_booking_index_page(
@@ -294,6 +334,32 @@ def pull_bookings(
     with ctx.engine.begin() as connection:
         write_state(connection, key, watermark, None)
     return result
+
+
+def index_pages(ctx: PullContext, filters: dict[str, Any], start_page: int) -> Iterator[IndexPage]:
+    """The index pages from `start_page` on, in order; once the first gives `pages`, the rest concurrently.
+
+    Pages are yielded (and so committed with their checkpoint) in order, whatever order they
+    arrive in. A page count that grows while reading (bookings added) is followed; an empty page
+    ends the index.
+    """
+    assert ctx.checkfront is not None
+    client = ctx.checkfront
+    first = client.booking_index_page(start_page, filters=filters)
+    yield first
+    known, following = first.pages, start_page + 1
+    if not first.bookings:
+        return
+    while following <= known:
+        wanted = range(following, known + 1)
+        for number, page in client.read_many(lambda n: client.booking_index_page(n, filters=filters), wanted):
+            if isinstance(page, ApiError):
+                raise page
+            yield page
+            known = max(known, page.pages)
+            following = number + 1
+            if not page.bookings:
+                return
 
 
 def _index_entry(booking: dict[str, Any]) -> dict[str, Any]:
@@ -569,21 +635,21 @@ def pull_bookings_by_code(ctx: PullContext, result: StreamResult) -> None:
     def missing(connection: Connection, after: Any, size: int) -> list[tuple[datetime, str, str]]:
         return codes_missing_from_warehouse(connection, changed_since, after and after[:2], size)
 
-    errors = 0
-    for keys in keyset_pages(ctx.engine, missing):
-        refs = sorted({code.strip() for _, _, code in keys})
-        unreadable = [ref for ref in refs if not _BOOKING_REF.fullmatch(ref)]
-        result.counts["unreadable_code"] += len(unreadable)
-        refs = [ref for ref in refs if _BOOKING_REF.fullmatch(ref)]
-        answers = list(zip(refs, ctx.checkfront.concurrently(ctx.checkfront.get_booking, refs), strict=True))
-        with ctx.engine.begin() as connection:
-            counts = load_bookings_read_by_code(connection, answers, ctx.now(), ctx.run_id)
-        errors += counts["errors"]
-        result.counts.update(counts)
-        ctx.report("booking_lines", len(refs), None)
-        if ctx.should_stop():
-            result.stopped = True
-            return
+    def refs() -> Iterator[str]:
+        for keys in keyset_pages(ctx.engine, missing):
+            for ref in sorted({code.strip() for _, _, code in keys}):
+                if _BOOKING_REF.fullmatch(ref):
+                    yield ref
+                else:
+                    result.counts["unreadable_code"] += 1
+
+    def load(connection: Connection, answers: list[tuple[str, Any]]) -> Counter[str]:
+        return load_bookings_read_by_code(connection, answers, ctx.now(), ctx.run_id)
+
+    errors = result.counts["errors"]
+    if not read_in_window(ctx, result, ctx.checkfront.get_booking, refs(), load, stream="booking_lines"):
+        return
+    errors = result.counts["errors"] - errors
     if not errors:
         with ctx.engine.begin() as connection:
             write_state(connection, "booking_codes", started)
@@ -599,14 +665,10 @@ def pull_booking_lines(ctx: PullContext) -> StreamResult:
     pull_bookings_by_code(ctx, result)
     if result.stopped:
         return result
-    for chunk in keyset_pages(ctx.engine, bookings_needing_lines):
-        answers = list(
-            zip(chunk, ctx.checkfront.concurrently(ctx.checkfront.get_booking, chunk), strict=True)
-        )
-        with ctx.engine.begin() as connection:
-            result.counts.update(load_booking_details(connection, answers, ctx.now(), ctx.run_id))
-        ctx.report("booking_lines", len(chunk), None)
-        if ctx.should_stop():
-            result.stopped = True
-            break
+
+    def load(connection: Connection, answers: list[tuple[str, Any]]) -> Counter[str]:
+        return load_booking_details(connection, answers, ctx.now(), ctx.run_id)
+
+    codes = (code for chunk in keyset_pages(ctx.engine, bookings_needing_lines) for code in chunk)
+    read_in_window(ctx, result, ctx.checkfront.get_booking, codes, load)
     return result
