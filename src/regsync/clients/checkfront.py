@@ -8,6 +8,7 @@ failures such as bad credentials — an OAuth-style `{"error", "error_descriptio
 from __future__ import annotations
 
 import base64
+import http.cookiejar
 import math
 import re
 import ssl
@@ -67,6 +68,22 @@ def _auth_headers(settings: CheckfrontSettings) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing.
+
+    Checkfront answers booking-session calls with a `session_id` cookie; kept, it would ride along
+    on every later call, and a server that prefers the cookie to the parameter would answer
+    concurrent reads with the wrong cart. Every call names its session explicitly instead (and
+    an empty jar costs nothing per call).
+    """
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return
+
+
 @dataclass(frozen=True)
 class BookingSessionRead:
     """What a read of one booking session returned: the session asked for, or a replacement."""
@@ -123,6 +140,7 @@ class CheckfrontClient:
                 max_keepalive_connections=settings.concurrency + 2,
             ),
             trust_env=settings.ca_file is None,
+            cookies=_NoCookies(),
         )
 
         # One limiter and one pool of workers for every call of the run, whichever stream makes it.
