@@ -156,7 +156,9 @@ def _pull_streams(
                     return None
         return _pull_one(ctx, name, since, until)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(selected)), thread_name_prefix="stream") as pool:
+    # checkfront.concurrency = 1 asks for one call at a time: the streams then run one after another.
+    workers = len(selected) if ctx.settings.checkfront.concurrency > 1 else 1
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="stream") as pool:
         for name in selected:
             # Each stream in a copy of this context (the warehouse's write-cache setting lives there).
             futures[name] = pool.submit(contextvars.copy_context().run, run, name)
