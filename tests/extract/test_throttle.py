@@ -59,5 +59,5 @@ def test_a_rising_latency_shrinks_the_concurrency() -> None:
     throttle = Throttle(8, clock=clock, sleep=clock.sleep)
     run_calls(throttle, clock, 50, 0.05)
     assert throttle.concurrency == 8
-    run_calls(throttle, clock, 200, 0.5)
+    run_calls(throttle, clock, 200, 2.0)
     assert throttle.concurrency < 8

@@ -30,7 +30,7 @@ DECREASE = 0.8  # the rate after a 429, as a share of the rate it refused
 RECOVER_TO = 0.95  # after a cut, back quickly to this share of the lowest rate refused,
 RECOVERY = 0.5  # closing this share of the gap a second,
 INCREASE = 0.005  # then slowly above it: this share of the rate a second without a 429
-LATENCY_RISE = 3.0  # latency above this multiple of the least seen (and 100 ms more) shrinks the concurrency
+LATENCY_RISE = 4.0  # latency above this multiple of the least seen (and 0.5 s more) shrinks the concurrency
 
 
 class Throttle:
@@ -128,7 +128,7 @@ class Throttle:
         if now >= self._epoch_end:
             self._epoch_end = now + max(0.1, 2 * self._latency)
             least = self._least_latency or latency
-            if self._latency > LATENCY_RISE * least and self._latency > least + 0.1:
+            if self._latency > LATENCY_RISE * least and self._latency > least + 0.5:
                 self.concurrency = max(1, int(self.concurrency * 0.8))
             elif self.concurrency < self.max_concurrency:
                 self.concurrency += 1
