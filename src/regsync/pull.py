@@ -105,6 +105,7 @@ def run_pull(
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] | None = None,
     now: Callable[[], datetime] | None = None,
+    pace: Callable[[float], None] | None = None,
 ) -> PullReport:
     """Pull the given streams into the warehouse; never raises for API trouble, reports it."""
     unknown = [s for s in streams if s not in STREAM_ORDER]
@@ -118,7 +119,7 @@ def run_pull(
     try:
         quarantined_before = _open_quarantine(engine)
         # Inside the try: a client that cannot be set up (a CA file gone) still closes the run's row.
-        salesforce, checkfront = make_clients(settings, usage, sleep)
+        salesforce, checkfront = make_clients(settings, usage, sleep, pace)
         ctx = PullContext(
             settings=settings,
             engine=engine,

@@ -170,7 +170,7 @@ def test_full_first_sync(scenario: Scenario, vcr: Any) -> None:
     now = scenario.now("run")
     engine = scenario.engine
 
-    report = run_pull(scenario.settings(), engine=engine, now=lambda: now, sleep=no_sleep)
+    report = run_pull(scenario.settings(), engine=engine, now=lambda: now, sleep=no_sleep, pace=no_sleep)
 
     assert report.outcome == "ok", report.message
     assert warehouse_registrations(engine) == mirror  # every field we compare, every id
@@ -206,7 +206,7 @@ def test_incremental_sync_after_changes_and_deletes(scenario: Scenario, vcr: Any
     engine = scenario.engine
     settings = scenario.settings()
     first_now = scenario.now("first")
-    first = run_pull(settings, engine=engine, now=lambda: first_now, sleep=no_sleep)
+    first = run_pull(settings, engine=engine, now=lambda: first_now, sleep=no_sleep, pace=no_sleep)
     assert first.outcome == "ok", first.message
     before = warehouse_counts(engine)
     scenario.check_snapshot("counts_first", before)
@@ -214,7 +214,7 @@ def test_incremental_sync_after_changes_and_deletes(scenario: Scenario, vcr: Any
     changes = scenario.fact("changes", make_changes)  # made in the sandbox only while recording
     mirror = scenario.fact("registrations_after", lambda box: sandbox_registrations(box.store))
     second_now = scenario.now("second", plus_s=120)  # past the safety lag of the changes
-    again = run_pull(settings, engine=engine, now=lambda: second_now, sleep=no_sleep)
+    again = run_pull(settings, engine=engine, now=lambda: second_now, sleep=no_sleep, pace=no_sleep)
 
     assert again.outcome == "ok", again.message
     mirrored = warehouse_registrations(engine)
@@ -261,6 +261,7 @@ def test_backfill_interrupted_after_first_page_then_resumed(scenario: Scenario, 
         should_stop=lambda: True,  # a signal right after the first page
         now=lambda: now,
         sleep=no_sleep,
+        pace=no_sleep,
     )
     assert stopped.outcome == "partial"
     assert sorted(warehouse_registrations(engine)) == first_window
@@ -276,6 +277,7 @@ def test_backfill_interrupted_after_first_page_then_resumed(scenario: Scenario, 
         until=until,
         now=lambda: resumed_now,
         sleep=no_sleep,
+        pace=no_sleep,
     )
     assert resumed.outcome == "ok", resumed.message
     held = warehouse_registrations(engine)
@@ -303,6 +305,7 @@ def test_token_expiry_mid_run(scenario: Scenario, vcr: Any) -> None:
         streams=SALESFORCE_STREAMS,
         now=lambda: now,
         sleep=no_sleep,
+        pace=no_sleep,
     )
 
     assert report.outcome == "ok", report.message
@@ -339,7 +342,9 @@ def test_rate_limits_and_outages_with_retry_after(scenario: Scenario, vcr: Any) 
     now = scenario.now("run")
     sleeps: list[float] = []
 
-    report = run_pull(scenario.settings(), engine=scenario.engine, now=lambda: now, sleep=sleeps.append)
+    report = run_pull(
+        scenario.settings(), engine=scenario.engine, now=lambda: now, sleep=sleeps.append, pace=no_sleep
+    )
 
     assert report.outcome == "ok", report.message
     assert warehouse_registrations(scenario.engine) == mirror
@@ -371,7 +376,12 @@ def test_quota_stop_is_deferred_then_resumed(scenario: Scenario, vcr: Any) -> No
     first_now = scenario.now("deferred")
 
     deferred = run_pull(
-        settings, engine=engine, streams=SALESFORCE_STREAMS, now=lambda: first_now, sleep=no_sleep
+        settings,
+        engine=engine,
+        streams=SALESFORCE_STREAMS,
+        now=lambda: first_now,
+        sleep=no_sleep,
+        pace=no_sleep,
     )
 
     assert deferred.outcome == "deferred"
@@ -388,7 +398,12 @@ def test_quota_stop_is_deferred_then_resumed(scenario: Scenario, vcr: Any) -> No
         scenario.live.salesforce.daily_limit = 5_000_000  # a new day
     second_now = scenario.now("resumed")
     resumed = run_pull(
-        settings, engine=engine, streams=SALESFORCE_STREAMS, now=lambda: second_now, sleep=no_sleep
+        settings,
+        engine=engine,
+        streams=SALESFORCE_STREAMS,
+        now=lambda: second_now,
+        sleep=no_sleep,
+        pace=no_sleep,
     )
 
     assert resumed.outcome == "ok", resumed.message

@@ -119,7 +119,9 @@ class CheckfrontClient:
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pace: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`sleep` waits before a retry, `pace` for the rate limiter's next turn (tests replace each)."""
         self.settings = settings
         self.retry = retry
         self.usage = usage
@@ -145,7 +147,7 @@ class CheckfrontClient:
         )
 
         # One limiter and one pool of workers for every call of the run, whichever stream makes it.
-        self.throttle = Throttle(settings.concurrency, settings.max_requests_per_s)
+        self.throttle = Throttle(settings.concurrency, settings.max_requests_per_s, sleep=pace)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 

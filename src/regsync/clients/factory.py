@@ -12,11 +12,16 @@ from regsync.config import Settings
 
 
 def make_clients(
-    settings: Settings, usage: ApiUsage, sleep: Callable[[float], None] | None = None
+    settings: Settings,
+    usage: ApiUsage,
+    sleep: Callable[[float], None] | None = None,
+    pace: Callable[[float], None] | None = None,
 ) -> tuple[SalesforceClient, CheckfrontClient]:
-    """(Salesforce, Checkfront) for one run; `sleep` replaces the retry waits (tests)."""
+    """(Salesforce, Checkfront) for one run; `sleep` replaces the retry waits and `pace` the
+    Checkfront rate limiter's (tests: a replayed cassette has no server to spare)."""
     options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    paced: dict[str, Any] = {} if pace is None else {"pace": pace}
     return (
         SalesforceClient(settings.salesforce, settings.retry, usage, **options),
-        CheckfrontClient(settings.checkfront, settings.retry, usage, **options),
+        CheckfrontClient(settings.checkfront, settings.retry, usage, **options, **paced),
     )
