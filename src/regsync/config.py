@@ -28,12 +28,12 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from regsync.actions.settings import ActionSettings
 from regsync.errors import ConfigError
-from regsync.jobs.settings import JobSettings
-from regsync.metrics import MetricsSettings
-from regsync.normalize.coerce import BookingStatuses
-from regsync.reconcile.rules import ReconcileSettings
+from regsync.settings.actions import ActionSettings
+from regsync.settings.jobs import JobSettings
+from regsync.settings.metrics import MetricsSettings
+from regsync.settings.reconcile import ReconcileSettings
+from regsync.settings.types import BookingStatuses
 
 ENV_PREFIX = "REGSYNC_"
 CONFIG_ENV_VAR = "REGSYNC_CONFIG"

@@ -105,8 +105,8 @@ def status_document(settings: Settings, engine: Engine, *, now: datetime | None 
     """Streams, row counts, freshness, the last run of each job, locks, open actions, last reconcile."""
     from regsync.actions.journal import KINDS, unresolved
     from regsync.freshness import load_freshness
-    from regsync.jobs.settings import JOB_NAMES
     from regsync.locks import current_holders
+    from regsync.settings.jobs import JOB_NAMES
     from regsync.status import COUNTED
     from regsync.warehouse.reconcile_tables import reconcile_runs
     from regsync.warehouse.state import all_states, last_runs

@@ -134,7 +134,7 @@ def test_a_sqlite_warehouse_that_cannot_be_written_is_named(tmp_path: Path) -> N
     """SQLite refusing to write (a read-only file system, a file we may not write) is exit 1."""
     from sqlalchemy.exc import OperationalError
 
-    from regsync.cli_errors import OUTPUT, explain
+    from regsync.cli.errors import OUTPUT, explain
 
     OUTPUT.warehouse_url = f"sqlite:///{tmp_path / 'w.db'}"
     refused = OperationalError("INSERT ...", {}, Exception("attempt to write a readonly database"))

@@ -14,7 +14,6 @@ from sqlalchemy import Engine, select, update
 from regsync.actions import journal
 from regsync.actions.candidates import Candidate, Plan, Scope, chunks, duration, make_plan
 from regsync.actions.journal import END, KINDS, SUBMIT
-from regsync.actions.settings import ActionSettings
 from regsync.clients.checkfront import BookingSessionRead, CheckfrontClient
 from regsync.clients.factory import make_clients
 from regsync.clients.salesforce import SalesforceClient
@@ -34,6 +33,7 @@ from regsync.extract.soql import identifier, in_list
 from regsync.normalize import coerce
 from regsync.normalize.checkfront import missing_booking_session, normalize_booking_session
 from regsync.normalize.salesforce import REGISTRATION_STATUSES
+from regsync.settings.actions import ActionSettings
 from regsync.warehouse.actions_tables import actions
 from regsync.warehouse.engine import open_warehouse
 from regsync.warehouse.state import finish_run, start_run, utcnow

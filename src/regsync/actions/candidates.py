@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Select, and_, case, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from regsync.actions.journal import END, SUBMIT, holds_key
-from regsync.actions.settings import ActionSettings
+from regsync.settings.actions import ActionSettings
 from regsync.warehouse.actions_tables import actions
 from regsync.warehouse.tables import (
     booking_sessions,

@@ -1,6 +1,6 @@
 """Jobs: what runs (registry), when (settings, the daemon in schedule) and how it went (jobs_status).
 
-Import-light on purpose: regsync.config imports regsync.jobs.settings, which imports this package
+Import-light on purpose: regsync.config imports regsync.settings.jobs, which imports this package
 first, so everything heavier is imported inside the functions.
 """
 
@@ -65,7 +65,7 @@ def _counts(job: str, counts: Mapping[str, Any] | None) -> str:
 def _last_runs(engine: Engine) -> Table:
     from rich.table import Table
 
-    from regsync.jobs.settings import JOB_NAMES
+    from regsync.settings.jobs import JOB_NAMES
     from regsync.warehouse.state import last_runs
 
     table = Table(title="jobs: last run of each")

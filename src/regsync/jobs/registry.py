@@ -27,9 +27,9 @@ from regsync.config import Settings
 from regsync.errors import ConfigError, RegsyncError
 from regsync.exitcodes import ExitCode
 from regsync.extract.context import Progress
-from regsync.jobs.settings import JOB_NAMES, JobSettings
 from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 from regsync.logs import CONTEXT
+from regsync.settings.jobs import JOB_NAMES, JobSettings
 from regsync.warehouse.engine import explain_warehouse_error
 from regsync.warehouse.state import finish_run, start_run, utcnow
 from regsync.warehouse.tables import runs
@@ -476,7 +476,7 @@ JOBS: dict[str, Callable[..., JobResult]] = {
     job.name: job
     for job in (pull_registrations, pull_checkfront, sync, submit_pending, close_stale, reconcile, main)
 }
-assert tuple(JOBS) == JOB_NAMES, "jobs/settings.py JOB_NAMES and the registry must list the same jobs"
+assert tuple(JOBS) == JOB_NAMES, "settings/jobs.py JOB_NAMES and the registry must list the same jobs"
 
 
 def run_job(name: str, settings: Settings, **kwargs: Any) -> JobResult:

@@ -36,8 +36,8 @@ from sqlalchemy import Engine
 from regsync.config import Settings
 from regsync.exitcodes import ExitCode
 from regsync.jobs.registry import run_job
-from regsync.jobs.settings import JobSettings, cron_fields
 from regsync.locks import open_warehouse_locked
+from regsync.settings.jobs import JobSettings, cron_fields
 from regsync.warehouse.engine import make_engine
 
 log = logging.getLogger("regsync.schedule")

@@ -6,10 +6,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -28,7 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from regsync.normalize.coerce import BookingStatuses
+from regsync.settings.reconcile import ReconcileSettings as ReconcileSettings  # re-export
+from regsync.settings.reconcile import Severity
 from regsync.warehouse.tables import (
     booking_lines,
     booking_sessions,
@@ -39,39 +38,11 @@ from regsync.warehouse.tables import (
     sf_sessions,
 )
 
-Severity = Literal["high", "medium", "low"]
 IN_PROGRESS_STATUSES = ("Draft", "To Process")
 UNTRACKED_BOOKING_STATUSES = ("VOID", "STOP")
 
 r, b, bs = registrations, bookings, booking_sessions
 ra, ras, sfs, line = registration_attendees, registration_attendee_sessions, sf_sessions, booking_lines
-
-
-class ReconcileSettings(BaseModel):
-    """Thresholds of docs/rules.md plus an explicit Session -> Checkfront item mapping."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    in_flight_s: int = Field(default=900, ge=0)
-    confirmed_statuses: BookingStatuses = ("PAID", "PART")
-    stale_session_ttl_s: int = Field(default=21600, ge=0)
-    overdue_s: int = Field(default=86400, ge=0)
-    stale_draft_s: int = Field(default=604800, ge=0)
-    amount_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
-    severity: dict[str, Severity] = {}
-    session_item_mapping: dict[str, str] = {}
-    # Connections the rules are spread over (regsync.reconcile.rules.evaluate_concurrently).
-    query_workers: int = Field(default=2, ge=1, le=8)
-    # Reports warn when a system's last successful pull is older than this (regsync.freshness).
-    max_data_age_s: int = Field(default=7200, ge=60)
-
-    @field_validator("severity")
-    @classmethod
-    def _known_codes(cls, value: dict[str, Severity]) -> dict[str, Severity]:
-        unknown = sorted(set(value) - set(CODES))
-        if unknown:
-            raise ValueError(f"unknown reason code(s) {', '.join(unknown)}; known: {', '.join(CODES)}")
-        return value
 
 
 @dataclass(frozen=True, slots=True)

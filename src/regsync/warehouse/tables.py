@@ -198,4 +198,3 @@ runs = Table(
     Column("message", Text),
 )
 Index("ix_runs_job_started_at", runs.c.job, runs.c.started_at)
-from regsync.warehouse import reconcile_tables  # noqa: E402, F401  (registers its tables on `metadata`)

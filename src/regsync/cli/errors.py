@@ -1,6 +1,6 @@
 """One readable line and the right exit code for every failure an operator can meet, never a traceback.
 
-cli.py builds its Typer app with `ReadableErrors` as the group class: whatever a command raises
+regsync.cli.commands builds its Typer app with `ReadableErrors` as the group class: whatever a command raises
 that regsync understands (a bad config, an unreachable or unwritable warehouse, a full disk, a
 lock held) becomes one line and its exit code (docs/operations.md, "Exit codes"). Under
 `--log-format json` that line, the lines every command prints on stderr, and a bad command line
@@ -32,7 +32,7 @@ LOG_FORMATS = ("auto", "rich", "text", "json")
 
 
 class _Output:
-    """What the error handling must know about this invocation (set by cli.py's callback)."""
+    """What the error handling must know about this invocation (set by the CLI callback)."""
 
     log_format: str = "auto"
     warehouse_url: str = ""

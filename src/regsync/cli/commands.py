@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import math
 import signal
 import sys
@@ -20,12 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from regsync import __version__
-from regsync.cli_errors import LOG_FORMATS, OUTPUT, ReadableErrors, fail
-from regsync.cli_errors import console as console
-from regsync.config import Settings, load_settings, masked, secret_values
+from regsync.cli.common import UNBOUNDED_WIDTH, console, out, settings_or_exit, state, stop_flag
+from regsync.cli.errors import LOG_FORMATS, OUTPUT, ReadableErrors, fail
+from regsync.cli.jobs import register as register_jobs
+from regsync.config import Settings, masked
 from regsync.errors import ConfigError
 from regsync.exitcodes import ExitCode
-from regsync.logs import setup_logging
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -42,17 +41,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-out = Console(soft_wrap=True)  # URLs, paths and commands must not be broken across lines in logs
-UNBOUNDED_WIDTH = 1_000  # columns for output that goes to a file or a pipe: tables at their natural width
 
-
-class _State:
-    config: Path | None = None
-    env_file: Path | None = None
-    log_format: str = "auto"
-
-
-state = _State()
 
 
 @app.callback()
@@ -83,41 +72,12 @@ def main(
     state.log_format = OUTPUT.log_format = log_format
 
 
-def settings_or_exit() -> Settings:
-    """Load settings; a bad config is one readable message and exit code 78, never a traceback."""
-    try:
-        settings = load_settings(state.config, env_file=state.env_file)
-    except ConfigError as exc:
-        fail(ExitCode.CONFIG, f"config error: {exc}")
-    setup_logging(state.log_format, secrets=secret_values(settings))
-    OUTPUT.logging_ready, OUTPUT.warehouse_url = True, settings.warehouse.url
-    return settings
-
-
 OUTCOME_EXIT = {
     "ok": ExitCode.OK,
     "partial": ExitCode.PARTIAL,
     "deferred": ExitCode.DEFERRED,
     "failed": ExitCode.FAILED,
 }
-
-
-def _stop_flag() -> threading.Event:
-    """SIGTERM/SIGINT ask the running job to finish its page, commit and stop."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        # Through logging, so that under --log-format json this too is a JSON line.
-        logging.getLogger("regsync.cli").warning(
-            "signal %s: finishing the current page, then stopping", signum
-        )
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
-    return stop
 
 
 @contextmanager
@@ -188,7 +148,7 @@ def _run_pull_command(job: str, *, wait: bool = False, **kwargs: object) -> None
     from regsync.pull import run_pull
 
     settings = settings_or_exit()
-    stop = _stop_flag()
+    stop = stop_flag()
     try:
         with (
             _writer_lock(settings, job, stop, wait=wait) as engine,
@@ -739,9 +699,7 @@ def demo(
     raise typer.Exit(run_demo(registrations=registrations, seed=seed, workdir=workdir, console=out))
 
 
-from regsync.cli_jobs import register as _register_jobs  # noqa: E402 - needs `app` and the helpers above
-
-_register_jobs(app)
+register_jobs(app)  # `run` and `schedule` (regsync.cli.jobs)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
