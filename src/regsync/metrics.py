@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 
 from regsync.freshness import PULL_JOBS, load_freshness
 from regsync.settings.reconcile import REASON_CODES
+from regsync.warehouse.engine import make_engine
 from regsync.warehouse.tables import runs
 
 OUTCOMES = ("ok", "partial", "deferred", "failed", "locked")
@@ -297,8 +298,6 @@ def emit(
     owned = engine is None
     try:
         if engine is None:
-            from regsync.warehouse.engine import make_engine
-
             engine = make_engine(settings.warehouse.url)
         samples = job_samples(
             engine,

@@ -24,6 +24,17 @@ from regsync.clients.usage import ApiUsage
 from regsync.config import RetrySettings, Settings
 from regsync.errors import ApiError, ConfigError, QuotaExhaustedError, RecordRejected, RegsyncError
 from regsync.extract.soql import identifier
+from regsync.normalize.checkfront import (
+    normalize_booking_index_entry,
+    normalize_booking_lines,
+    normalize_booking_session,
+)
+from regsync.normalize.salesforce import (
+    normalize_registration,
+    normalize_session,
+    registration_select,
+    session_select,
+)
 
 log = logging.getLogger("regsync.preflight")
 
@@ -265,13 +276,6 @@ def _read_like_the_pull(
 ) -> str | None:
     """One page of each SOQL stream with the pull's own field list; the registration shaped as the
     pull shapes it. Returns a booking session id that a recent registration names."""
-    from regsync.normalize.salesforce import (
-        normalize_registration,
-        normalize_session,
-        registration_select,
-        session_select,
-    )
-
     sf = settings.salesforce
     streams: list[tuple[str, str, list[str], Callable[[dict[str, Any]], Any]]] = [
         (
@@ -416,8 +420,6 @@ def _ping(client: CheckfrontClient, base_url: str, report: PreflightReport) -> b
 
 
 def _one_booking(client: CheckfrontClient, report: PreflightReport, now: datetime) -> None:
-    from regsync.normalize.checkfront import normalize_booking_index_entry, normalize_booking_lines
-
     name = "read one booking as the pull does"
     try:
         page = client.booking_index_page(1, filters={"limit": 1})
@@ -451,8 +453,6 @@ def _one_booking(client: CheckfrontClient, report: PreflightReport, now: datetim
 def _one_cart(
     client: CheckfrontClient, report: PreflightReport, session_id: str | None, now: datetime
 ) -> None:
-    from regsync.normalize.checkfront import normalize_booking_session
-
     name = "read one booking session as the pull does"
     if not session_id:
         report.add("Checkfront", name, "skip", "no recent registration names a booking session")

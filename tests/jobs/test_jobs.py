@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from regsync.cli import app
 from regsync.cli.jobs import register
 from regsync.exitcodes import ExitCode
-from regsync.jobs import jobs_status
 from regsync.jobs import registry as registry_module
 from regsync.jobs.registry import JOBS, JobResult, run_job
+from regsync.jobs.status import jobs_status
 from regsync.locks import hold, open_warehouse_locked
 from regsync.sandbox import Sandbox
 from regsync.settings.jobs import JOB_NAMES, JobSettings, packaged_defaults

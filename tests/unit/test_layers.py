@@ -193,23 +193,20 @@ def test_no_workarounds_for_cycles() -> None:
     assert found == []
 
 
-# What `import regsync.normalize.salesforce` may load: the settings it reads, the JSON helper, the
-# error tree. Before the settings moved to the bottom it loaded 20 regsync modules (config pulled in
-# the reconcile rules, the warehouse tables, metrics and freshness).
+# What `import regsync.normalize.salesforce` may load: the settings section it reads, the JSON
+# helper, the error tree (11 modules). Before the settings moved to the bottom it loaded 20 (config
+# pulled in the reconcile rules, the warehouse tables, metrics and freshness).
 NORMALIZE_NEEDS = {
     "regsync",
     "regsync.clients",
     "regsync.clients.lenient_json",
-    "regsync.config",
     "regsync.errors",
     "regsync.normalize",
     "regsync.normalize.coerce",
     "regsync.normalize.salesforce",
     "regsync.settings",
-    "regsync.settings.actions",
-    "regsync.settings.jobs",
-    "regsync.settings.metrics",
-    "regsync.settings.reconcile",
+    "regsync.settings.common",
+    "regsync.settings.salesforce",
     "regsync.settings.types",
 }
 

@@ -30,6 +30,7 @@ from regsync.errors import (
 )
 from regsync.exitcodes import ExitCode
 from regsync.extract.soql import identifier, in_list
+from regsync.locks import open_warehouse_locked
 from regsync.normalize import coerce
 from regsync.normalize.checkfront import missing_booking_session, normalize_booking_session
 from regsync.normalize.salesforce import REGISTRATION_STATUSES
@@ -138,8 +139,6 @@ def plan(
 ) -> Plan:
     """What a run would do at `now`, from the warehouse alone, with every draft and session explained."""
     if engine is None:
-        from regsync.locks import open_warehouse_locked  # migrations one process at a time
-
         engine = open_warehouse_locked(settings.warehouse.url)
     scope = Scope(policy_of(settings, action_settings), now or utcnow(), older_than_s)
     with engine.connect() as connection:

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
     from regsync.pull import PullReport
 
+# The commands import what they run inside their bodies, on purpose: every invocation (`--help`,
+# `version`, `config check`) loads this module and should not pay for the API clients, the
+# warehouse machinery or pandas that only one command needs.
 app = typer.Typer(
     cls=ReadableErrors,  # a failure regsync understands is one line and an exit code, not a traceback
     help="regsync keeps Blackthorn Events registrations (Salesforce) and Checkfront in step.",
@@ -40,8 +43,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-
 
 
 @app.callback()
@@ -478,7 +479,7 @@ def actions(
 @app.command()
 def status(fmt: Annotated[str, FORMAT] = "table") -> None:
     """Show each stream's watermark, row counts, quarantine and the last runs."""
-    from regsync.jobs import jobs_status
+    from regsync.jobs.status import jobs_status
     from regsync.status import warehouse_status
 
     fmt = _output_format(fmt)

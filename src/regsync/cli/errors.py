@@ -21,11 +21,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from regsync.errors import ConfigError, LockHeldError, RegsyncError, WarehouseError
 from regsync.exitcodes import ExitCode
 from regsync.logs import setup_logging
+from regsync.warehouse.engine import explain_warehouse_error
 
 log = logging.getLogger("regsync.cli")
 LOG_FORMATS = ("auto", "rich", "text", "json")
@@ -106,11 +108,7 @@ def _os_error(exc: OSError) -> str:
 
 def explain(exc: BaseException) -> tuple[ExitCode, str] | None:
     """The exit code and one line for an error regsync understands; None for anything else (a bug)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     if isinstance(exc, SQLAlchemyError):
-        from regsync.warehouse.engine import explain_warehouse_error
-
         exc = explain_warehouse_error(exc, OUTPUT.warehouse_url)
     if isinstance(exc, ConfigError):
         return ExitCode.CONFIG, f"config error: {exc}"

@@ -23,12 +23,14 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Insert
 
+from regsync.actions.apply import policy_of, run_actions
 from regsync.config import Settings
 from regsync.errors import ConfigError, RegsyncError
 from regsync.exitcodes import ExitCode
 from regsync.extract.context import Progress
 from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 from regsync.logs import CONTEXT
+from regsync.pull import run_pull
 from regsync.settings.jobs import JOB_NAMES, JobSettings
 from regsync.warehouse.engine import explain_warehouse_error
 from regsync.warehouse.state import finish_run, start_run, utcnow
@@ -262,8 +264,6 @@ class Job:
 
 def _pull_body(job: str, streams: tuple[str, ...]) -> Body:
     def body(ctx: JobContext) -> JobResult:
-        from regsync.pull import run_pull
-
         if ctx.should_stop():
             return JobResult("partial", ExitCode.PARTIAL, "stopped before it started", job)
         report = run_pull(
@@ -294,8 +294,6 @@ def _pull_body(job: str, streams: tuple[str, ...]) -> Body:
 
 def _write_body(job: str, kind: str) -> Body:
     def body(ctx: JobContext) -> JobResult:
-        from regsync.actions.apply import policy_of, run_actions
-
         if ctx.should_stop():
             return JobResult("partial", ExitCode.PARTIAL, "stopped before it started", job)
         if not policy_of(ctx.settings).enabled:
@@ -326,7 +324,7 @@ def _write_body(job: str, kind: str) -> Body:
 
 
 def _reconcile_body(ctx: JobContext) -> JobResult:
-    from regsync.reconcile.run import run_reconcile
+    from regsync.reconcile.run import run_reconcile  # start-up time: pulls and writes never load pandas
 
     if ctx.should_stop():
         return JobResult("partial", ExitCode.PARTIAL, "stopped before it started", "reconcile")

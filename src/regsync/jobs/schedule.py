@@ -37,6 +37,7 @@ from regsync.config import Settings
 from regsync.exitcodes import ExitCode
 from regsync.jobs.registry import run_job
 from regsync.locks import open_warehouse_locked
+from regsync.metrics import emit
 from regsync.settings.jobs import JobSettings, cron_fields
 from regsync.warehouse.engine import make_engine
 
@@ -121,7 +122,6 @@ def run_scheduled(name: str) -> None:
             engine=daemon.engine,
             job_settings=daemon.jobs,
         )
-        from regsync.metrics import emit
 
         emit(daemon.settings, result, engine=daemon.engine)  # when [metrics] file is set
     except Exception:

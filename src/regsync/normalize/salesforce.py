@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from regsync.clients import lenient_json
-from regsync.config import RegistrationFields, SessionFields
 from regsync.errors import RecordRejected
 from regsync.normalize import coerce
+from regsync.settings.salesforce import RegistrationFields, SessionFields
 
 REGISTRATION_STATUSES = ("Draft", "To Process", "Completed", "Failed")
 IN_PROGRESS_STATUSES = ("Draft", "To Process")

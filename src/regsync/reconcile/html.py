@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Connection, case, select
 
 from regsync.config import write_private_file
+from regsync.freshness import Freshness, age_text
 from regsync.reconcile.report import (
     ReportRow,
     Tally,
@@ -32,9 +32,6 @@ from regsync.reconcile.report import (
 )
 from regsync.reconcile.rules import CODES, ReconcileSettings
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
-
-if TYPE_CHECKING:
-    from regsync.freshness import Freshness
 
 # Okabe & Ito (2008), plus grey: nine colours for the nine reason codes, in CODES order.
 PALETTE = (
@@ -340,8 +337,6 @@ def freshness_banner(freshness: Freshness | None) -> str:
 
 
 def _age(seconds: float | None) -> str:
-    from regsync.freshness import age_text
-
     return "" if seconds is None else age_text(seconds)
 
 

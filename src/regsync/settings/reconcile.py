@@ -50,7 +50,5 @@ class ReconcileSettings(BaseModel):
     def _known_codes(cls, value: dict[str, Severity]) -> dict[str, Severity]:
         unknown = sorted(set(value) - set(REASON_CODES))
         if unknown:
-            raise ValueError(
-                f"unknown reason code(s) {', '.join(unknown)}; known: {', '.join(REASON_CODES)}"
-            )
+            raise ValueError(f"unknown reason code(s) {', '.join(unknown)}; known: {', '.join(REASON_CODES)}")
         return value
