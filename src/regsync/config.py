@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     rules: RuleSettings = RuleSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     actions: ActionSettings = ActionSettings()
-    jobs: JobSettings = JobSettings()
+    jobs: JobSettings = JobSettings.model_validate({})  # every key from the packaged defaults
     metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
@@ -156,7 +156,7 @@ def _refuse_secrets(data: Mapping[str, Any], path: Path) -> None:
 def _url_password(url: str) -> str | None:
     """The password in a database URL, if it has one."""
     try:
-        return make_url(url).password  # type: ignore[return-value]
+        return make_url(url).password
     except (ArgumentError, ValueError):
         return None
 
@@ -176,7 +176,9 @@ def _resolve_relative(data: dict[str, Any], folder: Path) -> None:
     """Relative file paths written in the TOML mean: beside the config file, whatever the working
     directory (cron's is $HOME or /): the SQLite warehouse and the CA files."""
     warehouse = data.get("warehouse")
-    url = warehouse.get("url") if isinstance(warehouse, dict) else None
+    if not isinstance(warehouse, dict):
+        warehouse = {}
+    url = warehouse.get("url")
     if isinstance(url, str) and url.startswith("sqlite:"):
         try:
             parsed = make_url(url)
@@ -188,7 +190,9 @@ def _resolve_relative(data: dict[str, Any], folder: Path) -> None:
             warehouse["url"] = resolved.render_as_string(hide_password=False)
     for section in ("salesforce", "checkfront"):
         block = data.get(section)
-        ca = block.get("ca_file") if isinstance(block, dict) else None
+        if not isinstance(block, dict):
+            continue
+        ca = block.get("ca_file")
         if isinstance(ca, str) and ca and not Path(ca).expanduser().is_absolute():
             block["ca_file"] = str((folder / ca).resolve())
 

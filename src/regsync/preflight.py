@@ -146,9 +146,10 @@ def _salesforce(settings: Settings, usage: ApiUsage, report: PreflightReport) ->
         report.add("Salesforce", "objects and fields", "skip", "needs a login")
         return None
     report.add("Salesforce", "login", "ok", f"{sf.auth} login; instance {token.instance_url}")
-    client = _served_version(client, settings, usage, report)
-    if client is None:
+    served = _served_version(client, settings, usage, report)
+    if served is None:
         return None
+    client = served
     described = _objects(client, settings, report)
     _fields(described, settings, report)
     session_id = _read_like_the_pull(client, settings, report, described)

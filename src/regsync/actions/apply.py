@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -418,8 +419,7 @@ def _submit_batch(run: _Run, batch: list[Candidate]) -> None:
         run.engine, {t: s for t, s in statuses.items() if s != "Draft" and s in REGISTRATION_STATUSES}
     )
     sent = [
-        _send(run, c, lambda c=c: run.salesforce.apex_post(APEX_SESSION_REGISTRATION, c.request))
-        for c in ready
+        _send(run, c, partial(run.salesforce.apex_post, APEX_SESSION_REGISTRATION, c.request)) for c in ready
     ]
     _confirm_submits(run, [s for s in sent if s is not None])
 
@@ -505,7 +505,7 @@ def _end_batch(run: _Run, batch: list[Candidate]) -> None:
     _store_sessions(
         run.engine, run.report.plan.now, [r for r in skipped if isinstance(r, BookingSessionRead)]
     )
-    sent = [_send(run, c, lambda c=c: run.checkfront.end_booking_session(c.target_id)) for c in ready]
+    sent = [_send(run, c, partial(run.checkfront.end_booking_session, c.target_id)) for c in ready]
     _store_sessions(
         run.engine,
         run.report.plan.now,
@@ -523,7 +523,9 @@ def _not_stale(read: BookingSessionRead | ApiError, ttl: int) -> str | None:
         age = coerce.integer(read.session.get("age"), "age")
     except RecordRejected as exc:
         return f"unreadable: {exc}"
-    if age is None or age <= ttl:
+    if age is None:  # not reached: integer() without optional=True rejects a missing age
+        return "unreadable: no age"
+    if age <= ttl:
         return f"idle {duration(age)} now, not over the {duration(ttl)} TTL"
     return None
 

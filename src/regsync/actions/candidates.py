@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, and_, case, exists, func, select
+from sqlalchemy import Connection, RowMapping, Select, and_, case, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from regsync.actions.journal import END, SUBMIT, holds_key
@@ -217,7 +217,7 @@ def _short(ident: Any) -> str:
     return f"{str(ident)[:8]}…" if ident else "?"
 
 
-def _describe(kind: str, row: Mapping[str, Any], scope: Scope) -> str:
+def _describe(kind: str, row: RowMapping, scope: Scope) -> str:
     """The human reading of one explanation row."""
     settings = scope.settings
     age = duration((scope.now - row["at"]).total_seconds()) if row["at"] is not None else "?"

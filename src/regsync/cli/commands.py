@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -106,7 +106,12 @@ def _writer_lock(
             should_stop=stop.is_set if stop is not None else never,
         ) as lock:
             if stop is not None:
-                threading.Thread(target=lambda: lock.lost.wait() or stop.set(), daemon=True).start()
+
+                def stop_when_lost() -> None:
+                    lock.lost.wait()
+                    stop.set()
+
+                threading.Thread(target=stop_when_lost, daemon=True).start()
             yield engine
     except LockHeld as exc:
         fail(ExitCode.LOCK_HELD, str(exc))
@@ -144,7 +149,7 @@ def _streams(stream: list[str] | None) -> tuple[str, ...]:
 WAIT = typer.Option("--wait", help="If another run holds the lock, wait for it (default: exit 5 at once).")
 
 
-def _run_pull_command(job: str, *, wait: bool = False, **kwargs: object) -> None:
+def _run_pull_command(job: str, *, wait: bool = False, **kwargs: Any) -> None:
     from regsync.progress import progress_reporter
     from regsync.pull import run_pull
 
@@ -157,7 +162,7 @@ def _run_pull_command(job: str, *, wait: bool = False, **kwargs: object) -> None
         ):
             report = run_pull(
                 settings, engine=engine, job=job, progress=progress, should_stop=stop.is_set, **kwargs
-            )  # type: ignore[arg-type]
+            )
     except ConfigError as exc:
         fail(ExitCode.CONFIG, f"config error: {exc}")
     _print_pull(report)

@@ -68,7 +68,7 @@ class JsonAwareConsole(Console):
         """Under JSON logs, no progress bars or other live display between the JSON lines."""
         return OUTPUT.log_format != "json" and super().is_terminal
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         if OUTPUT.log_format != "json":
             super().print(*objects, **kwargs)
             return

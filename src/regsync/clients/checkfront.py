@@ -200,11 +200,13 @@ class CheckfrontClient:
                 f"{where}: the answer has no Checkfront envelope", status=status, service=SERVICE
             )
         if request.get("status") != "OK":
-            error = request.get("error") if isinstance(request.get("error"), dict) else {}
+            problem: dict[str, Any] = request["error"] if isinstance(request.get("error"), dict) else {}
             raise BusinessError(
-                redact(f"{where}: {error.get('title', 'error')}: {error.get('details', '')}", self._secrets),
+                redact(
+                    f"{where}: {problem.get('title', 'error')}: {problem.get('details', '')}", self._secrets
+                ),
                 status=status,
-                code=redact(str(error.get("id", "error")), self._secrets),
+                code=redact(str(problem.get("id", "error")), self._secrets),
                 service=SERVICE,
             )
         if status >= 400:

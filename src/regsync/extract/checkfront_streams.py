@@ -267,8 +267,8 @@ def _index_entry(booking: dict[str, Any]) -> dict[str, Any]:
     The detail carries the index's fields, the money under `order` and the customer under
     `customer` (the field set of Checkfront's booking webhook; the JSON form is unconfirmed).
     """
-    order = booking.get("order") if isinstance(booking.get("order"), dict) else {}
-    customer = booking.get("customer") if isinstance(booking.get("customer"), dict) else {}
+    order: dict[str, Any] = booking["order"] if isinstance(booking.get("order"), dict) else {}
+    customer: dict[str, Any] = booking["customer"] if isinstance(booking.get("customer"), dict) else {}
     entry = {k: booking.get(k) for k in ("booking_id", "code", "status_id", "status_name", "created_date")}
     entry |= {k: order.get(k) for k in ("total", "tax_total", "paid_total")}
     entry |= {"customer_name": customer.get("name"), "customer_email": customer.get("email")}

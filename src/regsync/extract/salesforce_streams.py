@@ -64,7 +64,7 @@ def _changed(records: list[dict[str, Any]], stored: dict[str, Any]) -> list[dict
     """
     changed = []
     for record in records:
-        stamp = stored.get(record.get("Id")) if isinstance(record, dict) else None
+        stamp = stored.get(str(record.get("Id"))) if isinstance(record, dict) else None
         if stamp is not None:
             try:
                 if sf_datetime(record.get("SystemModstamp"), "SystemModstamp") == stamp:

@@ -90,7 +90,7 @@ def job_settings_of(settings: Settings, override: JobSettings | None = None) -> 
     if override is not None:
         return override
     configured = getattr(settings, "jobs", None)
-    return configured if isinstance(configured, JobSettings) else JobSettings()
+    return configured if isinstance(configured, JobSettings) else JobSettings.model_validate({})
 
 
 def worst(results: list[JobResult]) -> tuple[str, ExitCode]:

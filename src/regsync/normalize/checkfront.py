@@ -86,8 +86,8 @@ def _session_line(session_id: str, line_id: str, line: Any) -> dict[str, Any]:
     where = f"item.{line_id}"
     if not isinstance(line, dict):
         raise RecordRejected("must be an object", field=where)
-    rate = line.get("rate") if isinstance(line.get("rate"), dict) else {}
-    date = line.get("date") if isinstance(line.get("date"), dict) else {}
+    rate: dict[str, Any] = line["rate"] if isinstance(line.get("rate"), dict) else {}
+    date: dict[str, Any] = line["date"] if isinstance(line.get("date"), dict) else {}
     item_id = coerce.integer(line.get("item_id"), f"{where}.item_id", maximum=coerce.INT64_MAX)
     qty = coerce.integer(rate.get("qty", line.get("qty")), f"{where}.rate.qty")
     opt = line.get("opt")

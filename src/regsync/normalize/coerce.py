@@ -117,7 +117,7 @@ def one_of(value: Any, allowed: tuple[str, ...], field: str) -> str:
     if value not in allowed:
         shown = value[:40] if isinstance(value, str) else _kind(value)
         raise RecordRejected(f"unknown value {shown!r} (expected one of {', '.join(allowed)})", field=field)
-    return value
+    return str(value)
 
 
 def sf_id(value: Any, field: str, *, optional: bool = False) -> str | None:

@@ -8,11 +8,12 @@ Okabe-Ito set (told apart with the common colour-vision deficiencies).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Connection, case, select
@@ -230,7 +231,7 @@ def _bar(index: int, point: RunPoint, peak: int) -> list[str]:
     x = _LEFT + index * _SLOT + (_SLOT - _BAR) / 2
     middle = x + _BAR / 2
     bottom = _TOP + _CHART_H
-    top = bottom
+    top: float = bottom
     parts = []
     for code, colour in zip(CODES, PALETTE, strict=True):
         count = int(point.counts.get(code, 0))
@@ -255,7 +256,7 @@ def _bar(index: int, point: RunPoint, peak: int) -> list[str]:
     return [*parts, label, total]
 
 
-def _severity_order(records: list[dict[str, object]]) -> list[dict[str, object]]:
+def _severity_order(records: list[dict[Hashable, Any]]) -> list[dict[Hashable, Any]]:
     return sorted(records, key=lambda r: (SEVERITIES.index(str(r["severity"])), str(r["code"])))
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Engine,
+    RowMapping,
     Select,
     and_,
     case,
@@ -66,7 +67,7 @@ class Mismatch:
     def ids(self) -> tuple[str | None, str | None, str | None]:
         return (self.registration_id, self.booking_session_id, self.booking_code)
 
-    def sort_key(self) -> tuple[str, str, str, str]:
+    def sort_key(self) -> tuple[str, ...]:
         return sort_key(self.code, self.registration_id, self.booking_code, self.booking_session_id)
 
 
@@ -422,7 +423,7 @@ def _aware(now: datetime) -> datetime:
     return now
 
 
-def _mismatch(rule: Rule, row: Mapping[str, Any], settings: ReconcileSettings) -> Mismatch:
+def _mismatch(rule: Rule, row: RowMapping, settings: ReconcileSettings) -> Mismatch:
     sf, cf = rule.sf_text(row["sf_raw"]), rule.cf_text(row["cf_raw"])
     ids = {name: row[name] for name in ("registration_id", "booking_session_id", "booking_code")}
     return Mismatch(

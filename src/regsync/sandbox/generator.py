@@ -376,8 +376,9 @@ def compute_truth(
             if item.isdigit():
                 item_key[int(item)] = item
         booking_by_code: dict[str, dict[str, Any]] = {}
+        booking: dict[str, Any] | None
         for booking in cf.bookings.values():
-            booking_by_code.setdefault(booking.get("code"), booking)
+            booking_by_code.setdefault(booking["code"], booking)
         carts = cf.booking_sessions
         cart_ttl = cf.session_ttl_s
 
@@ -873,6 +874,8 @@ class _Builder:
         cart_created = created - between(1 * MIN, 15 * MIN)
         booking_at = created + between(1 * MIN, 10 * MIN) if booking_status else None
         # The cart: ended by its booking, cleared, live, or gone (purged once idle past the TTL).
+        modified: int | None
+        ended: int | None
         if cart == "booked":
             assert booking_at is not None
             modified, ended = booking_at - between(5 * SEC, 60 * SEC), booking_at
@@ -996,7 +999,7 @@ class _Builder:
                 "total": money(grand_total),
                 "paid_total": money(paid),
             }
-        if keep_cart:
+        if keep_cart and modified is not None:  # keep_cart implies a modified time
             base = self.base_ms
             self.cf.booking_sessions[cart_id] = {
                 "id": cart_id,

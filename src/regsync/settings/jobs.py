@@ -42,7 +42,8 @@ _OFF = ("off", "never", "")
 def packaged_defaults() -> dict[str, Any]:
     """The `[jobs]` table of the packaged default schedule."""
     text = resources.files("regsync.settings").joinpath(DEFAULT_SCHEDULE).read_text(encoding="utf-8")
-    return tomllib.loads(text)["jobs"]
+    jobs: dict[str, Any] = tomllib.loads(text)["jobs"]
+    return jobs
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
