@@ -16,11 +16,11 @@ from sqlalchemy import Engine, func, select
 
 from regsync.actions.journal import KINDS, unresolved
 from regsync.freshness import load_freshness
-from regsync.locks import current_holders
 from regsync.settings.jobs import JOB_NAMES
-from regsync.status import COUNTED
+from regsync.warehouse.locks import current_holders
 from regsync.warehouse.reconcile_tables import reconcile_runs
 from regsync.warehouse.state import all_states, last_runs
+from regsync.warehouse.status import COUNTED
 
 if TYPE_CHECKING:
     from regsync.actions.apply import BreakerVerdict

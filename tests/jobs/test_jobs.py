@@ -22,9 +22,9 @@ from regsync.exitcodes import ExitCode
 from regsync.jobs import registry as registry_module
 from regsync.jobs.registry import JOBS, JobResult, run_job
 from regsync.jobs.status import jobs_status
-from regsync.locks import hold, open_warehouse_locked
 from regsync.sandbox import Sandbox
 from regsync.settings.jobs import JOB_NAMES, JobSettings, packaged_defaults
+from regsync.warehouse.locks import hold, open_warehouse_locked
 from tests.jobs import (
     SECRETS,
     comparable_counts,

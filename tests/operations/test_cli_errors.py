@@ -22,9 +22,9 @@ from regsync.clients.usage import ApiUsage
 from regsync.config import CheckfrontSettings, RetrySettings, load_settings, masked
 from regsync.errors import ConfigError, NotDeliveredError
 from regsync.exitcodes import ExitCode
-from regsync.locks import hold, open_warehouse_locked
 from regsync.reconcile.report import csv_text, neutralise, neutralise_bidi
 from regsync.sandbox import Sandbox
+from regsync.warehouse.locks import hold, open_warehouse_locked
 from regsync.warehouse.state import finish_run, start_run
 from tests.conftest import PG_URL
 
@@ -279,7 +279,7 @@ def test_under_json_logs_even_an_unexpected_error_is_one_json_object(monkeypatch
     def broken(_settings: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("regsync.status.warehouse_status", broken)
+    monkeypatch.setattr("regsync.warehouse.status.warehouse_status", broken)
     result = CliRunner().invoke(
         app, ["--log-format", "json", "status"], env={"REGSYNC_WAREHOUSE__URL": "sqlite://"}
     )

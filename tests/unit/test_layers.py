@@ -31,17 +31,13 @@ RANKS: dict[str, int] = {
     "regsync.clients": 3,  # HTTP: Salesforce, Checkfront, the retry policy
     "regsync.sandbox": 3,  # beside the clients: the emulators know config and errors only
     "regsync.normalize": 4,  # raw payload -> typed rows
-    "regsync.warehouse": 4,  # tables, migrations, upserts, state, the run lock
-    "regsync.batching": 4,
-    "regsync.locks": 5,
+    "regsync.warehouse": 4,  # tables, migrations, upserts, state, the run lock, status
     "regsync.freshness": 5,
     "regsync.extract": 6,  # streams: clients -> normalize -> warehouse
     "regsync.metrics": 6,
-    "regsync.progress": 7,
     "regsync.pull": 7,
     "regsync.actions": 8,  # write-backs
     "regsync.reconcile": 8,  # mismatch rules and reports
-    "regsync.status": 8,
     "regsync.jobs": 9,  # what runs when, under the lock
     "regsync.machine": 10,
     "regsync.preflight": 10,

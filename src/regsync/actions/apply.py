@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from regsync.actions import journal
-from regsync.actions.candidates import Candidate, Plan, Scope, chunks, duration, make_plan
+from regsync.actions.candidates import Candidate, Plan, Scope, duration, make_plan
 from regsync.actions.journal import END, KINDS, SUBMIT
 from regsync.clients.checkfront import BookingSessionRead, CheckfrontClient
 from regsync.clients.factory import make_clients
@@ -31,13 +31,14 @@ from regsync.errors import (
 )
 from regsync.exitcodes import ExitCode
 from regsync.extract.soql import identifier, in_list
-from regsync.locks import open_warehouse_locked
 from regsync.normalize import coerce
 from regsync.normalize.checkfront import missing_booking_session, normalize_booking_session
 from regsync.normalize.salesforce import REGISTRATION_STATUSES
 from regsync.settings.actions import ActionSettings
 from regsync.warehouse.actions_tables import actions
+from regsync.warehouse.batching import batched
 from regsync.warehouse.engine import open_warehouse
+from regsync.warehouse.locks import open_warehouse_locked
 from regsync.warehouse.state import finish_run, start_run, utcnow
 from regsync.warehouse.tables import booking_session_lines, booking_sessions, registrations
 from regsync.warehouse.upsert import replace_children, upsert
@@ -226,7 +227,7 @@ def _execute(run: _Run, kinds: Sequence[str], scope: Scope, limit: int | None) -
         return
     act = {SUBMIT: _submit_batch, END: _end_batch}
     for kind in kinds:
-        for batch in chunks(report.plan.candidates[kind], run.policy.batch_size):
+        for batch in batched(report.plan.candidates[kind], run.policy.batch_size):
             act[kind](run, list(batch))
     problems = {what: report.total(what) for what in PROBLEMS if report.total(what)}
     report.outcome, report.message = "ok", None
@@ -325,7 +326,7 @@ def _finish_interrupted_batches(run: _Run, kinds: Sequence[str]) -> None:
     warehouse booking session becomes missing, unless it was read again after the end.
     """
     if SUBMIT in kinds:
-        for batch in chunks(journal.unconfirmed_submits(run.engine), run.policy.batch_size):
+        for batch in batched(journal.unconfirmed_submits(run.engine), run.policy.batch_size):
             sent = [
                 _Sent(
                     Candidate(SUBMIT, action.target_id, "confirm", action.request),
@@ -400,7 +401,7 @@ def _session_attendees(run: _Run, attendee_ids: Sequence[str]) -> set[tuple[str,
     attendee = identifier(sf.session_fields.attendee_attendee)
     session = identifier(sf.session_fields.attendee_session)
     found: set[tuple[str, str]] = set()
-    for chunk in chunks(attendee_ids, run.policy.batch_size):
+    for chunk in batched(attendee_ids, run.policy.batch_size):
         soql = (
             f"SELECT {attendee}, {session} FROM {identifier(sf.objects.session_attendee)} "
             f"WHERE {attendee} IN {in_list(chunk)}"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, Select, and_, case, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -13,6 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from regsync.actions.journal import END, SUBMIT, holds_key
 from regsync.settings.actions import ActionSettings
 from regsync.warehouse.actions_tables import actions
+from regsync.warehouse.batching import batched
 from regsync.warehouse.tables import (
     booking_sessions,
     bookings,
@@ -21,7 +22,6 @@ from regsync.warehouse.tables import (
     registrations,
 )
 
-T = TypeVar("T")
 IN_PROGRESS_STATUSES = ("Draft", "To Process")
 SELECTED = {SUBMIT: "pending", END: "stale"}
 CHUNK = 500
@@ -273,16 +273,10 @@ def selected(
     return [(row["target_id"], _describe(kind, row, scope)) for row in connection.execute(query).mappings()]
 
 
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    """Consecutive slices of at most `size` items (IN lists and batches stay bounded)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def submit_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The sessionRegistration payload of each registration, rebuilt from the warehouse."""
     payloads: dict[str, dict[str, Any]] = {}
-    for chunk in chunks(ids):
+    for chunk in batched(ids, CHUNK):
         query = (
             select(r.c.id, r.c.booking_session_id, ra.c.position, ra.c.attendee_id, ras.c.session_id)
             .select_from(

@@ -90,7 +90,7 @@ def _writer_lock(
     A second writer exits at once with LOCK_HELD (with `wait`: polls until the lock is free, or a
     signal); a lock lost while held asks the job to stop.
     """
-    from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
+    from regsync.warehouse.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)
     jobs = settings.jobs
@@ -150,7 +150,7 @@ WAIT = typer.Option("--wait", help="If another run holds the lock, wait for it (
 
 
 def _run_pull_command(job: str, *, wait: bool = False, **kwargs: Any) -> None:
-    from regsync.progress import progress_reporter
+    from regsync.extract.progress import progress_reporter
     from regsync.pull import run_pull
 
     settings = settings_or_exit()
@@ -387,7 +387,7 @@ def plan(
     and whether `--apply` would trip the circuit breaker."""
     from regsync.actions.apply import plan as make_plan
     from regsync.actions.apply import policy_of, predict_breaker
-    from regsync.locks import open_warehouse_locked
+    from regsync.warehouse.locks import open_warehouse_locked
 
     fmt = _output_format(fmt)
     settings = settings_or_exit()
@@ -444,7 +444,7 @@ def actions(
     """List the write-back journal."""
     fmt = _output_format(fmt)
     from regsync.actions.journal import list_actions
-    from regsync.locks import open_warehouse_locked
+    from regsync.warehouse.locks import open_warehouse_locked
 
     settings = settings_or_exit()
     engine = open_warehouse_locked(settings.warehouse.url)
@@ -485,7 +485,7 @@ def actions(
 def status(fmt: Annotated[str, FORMAT] = "table") -> None:
     """Show each stream's watermark, row counts, quarantine and the last runs."""
     from regsync.jobs.status import jobs_status
-    from regsync.status import warehouse_status
+    from regsync.warehouse.status import warehouse_status
 
     fmt = _output_format(fmt)
     settings = settings_or_exit()
@@ -502,7 +502,7 @@ def status(fmt: Annotated[str, FORMAT] = "table") -> None:
 def _status_freshness(settings: Settings) -> None:
     """Data as of when, per system; the warning a report would carry if reconcile ran now."""
     from regsync.freshness import load_freshness
-    from regsync.locks import open_warehouse_locked
+    from regsync.warehouse.locks import open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)
     try:
@@ -518,8 +518,8 @@ def _status_freshness(settings: Settings) -> None:
 
 
 def _status_json(settings: Settings) -> None:
-    from regsync.locks import open_warehouse_locked
     from regsync.machine import dumps, status_document
+    from regsync.warehouse.locks import open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)
     try:

@@ -4,7 +4,7 @@ Every job has the same shape::
 
     job(settings, *, should_stop=..., wait=False, engine=None, job_settings=None, ...) -> JobResult
 
-and, for its whole duration, holds the warehouse-writer lock (regsync.locks) and stamps every log
+and, for its whole duration, holds the warehouse-writer lock (regsync.warehouse.locks) and stamps every log
 line with its job name and run id (regsync.logs.CONTEXT). The functions underneath (run_pull,
 run_actions) record their own runs in the ledger; a job adds a ledger row only where nothing
 else does (reconcile; write-backs while writes are off) and `main` adds one umbrella row.
@@ -28,11 +28,11 @@ from regsync.config import Settings
 from regsync.errors import ConfigError, RegsyncError
 from regsync.exitcodes import ExitCode
 from regsync.extract.context import Progress
-from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 from regsync.logs import CONTEXT
 from regsync.pull import run_pull
 from regsync.settings.jobs import JOB_NAMES, JobSettings
 from regsync.warehouse.engine import explain_warehouse_error
+from regsync.warehouse.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 from regsync.warehouse.state import finish_run, start_run, utcnow
 from regsync.warehouse.tables import runs
 

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, inspect, select, text
 from regsync.actions.journal import KINDS, list_actions, unresolved
 from regsync.config import Settings
 from regsync.jobs.schedule import JOBSTORE_TABLE
-from regsync.locks import LOCK_NAME, current_holders, open_warehouse_locked
 from regsync.settings.jobs import JOB_NAMES
+from regsync.warehouse.locks import LOCK_NAME, current_holders, open_warehouse_locked
 from regsync.warehouse.reconcile_tables import reconcile_runs
 from regsync.warehouse.state import last_runs
 

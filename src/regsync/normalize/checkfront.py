@@ -18,12 +18,6 @@ class BookingSessionRows:
     lines: list[dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class BookingRows:
-    booking: dict[str, Any]
-    lines: list[dict[str, Any]] | None  # None: the index entry only, lines not fetched
-
-
 def missing_booking_session(session_id: str, read_at: datetime) -> BookingSessionRows:
     """Checkfront answered with another session: the one asked for is unknown, expired or ended."""
     return BookingSessionRows(
