@@ -27,7 +27,6 @@ from typer.core import TyperGroup
 from regsync.errors import ConfigError, LockHeldError, RegsyncError, WarehouseError
 from regsync.exitcodes import ExitCode
 from regsync.logs import setup_logging
-from regsync.warehouse.engine import explain_warehouse_error
 
 log = logging.getLogger("regsync.cli")
 LOG_FORMATS = ("auto", "rich", "text", "json")
@@ -109,6 +108,10 @@ def _os_error(exc: OSError) -> str:
 def explain(exc: BaseException) -> tuple[ExitCode, str] | None:
     """The exit code and one line for an error regsync understands; None for anything else (a bug)."""
     if isinstance(exc, SQLAlchemyError):
+        # Imported here: it loads Alembic, which a command that never opens the warehouse (and
+        # every `--help`) should not pay for at start-up.
+        from regsync.warehouse.engine import explain_warehouse_error
+
         exc = explain_warehouse_error(exc, OUTPUT.warehouse_url)
     if isinstance(exc, ConfigError):
         return ExitCode.CONFIG, f"config error: {exc}"
