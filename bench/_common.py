@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +36,12 @@ def sandbox_process(
     *,
     write_config: Path | None = None,
     warehouse_url: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[RunningSandbox]:
-    """`regsync sandbox --generate N` in a child process, stopped with SIGTERM at the end."""
+    """`regsync sandbox --generate N` in a child process, stopped with SIGTERM at the end.
+
+    `extra_args` go to the sandbox's command line, e.g. ["--latency", "checkfront=100ms",
+    "--rate-limit", "checkfront=20/s,burst=40"]; `GET /__sandbox/network` then reads its counters."""
     command = [
         REGSYNC,
         "sandbox",
@@ -52,6 +56,7 @@ def sandbox_process(
     ]
     if write_config is not None:
         command += ["--write-config", str(write_config)]
+    command += list(extra_args)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     base = ca = ""

@@ -8,9 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 
 from regsync.warehouse.engine import make_engine, migrate
+
+# Hypothesis: `ci` (CI=true, and `make test`) draws the same examples on every run and keeps no
+# example database, so a fresh clone's run never replays a failure saved by an earlier one; `dev`
+# (plain pytest) explores with a random seed and replays the failures it saved in .hypothesis/.
+# HYPOTHESIS_PROFILE=<name> picks one explicitly. Loaded here, before the test modules build their
+# `settings(...)` objects, which take every value they do not set from the loaded profile.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
 
 PG_URL = os.environ.get("REGSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("REGSYNC_REQUIRE_PG") == "1" or os.environ.get("CI") == "true"

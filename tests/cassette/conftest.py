@@ -2,8 +2,10 @@
 
 Replay (the default, CI): `.venv/bin/pytest tests/cassette` — no sandbox, no network.
 Record: `.venv/bin/pytest tests/cassette --record-mode=rewrite` — each scenario starts a sandbox,
-records its cassette (on the SQLite run) and saves `cassettes/<scenario>.expected.json`; the
-PostgreSQL run of the same scenario then replays the fresh cassette. See docs/cassettes.md.
+records its cassette (on the SQLite run) and saves `cassettes/<scenario>.expected.json` and its
+golden snapshots, `cassettes/snapshots/<scenario>.json` (written, never compared, while recording);
+the PostgreSQL run of the same scenario then replays the fresh cassette and compares them. See
+docs/cassettes.md.
 """
 
 from __future__ import annotations
@@ -134,8 +136,11 @@ class Scenario:
     warehouse_url: str
     expected_file: Path
     expected: dict[str, Any]
+    snapshot_file: Path
+    snapshots: dict[str, Any]
     sandbox: Sandbox | None = None
     dataset: Dataset = Dataset()
+    checked: set[str] = dataclasses.field(default_factory=set)  # replay: the snapshots compared
 
     @property
     def live(self) -> Sandbox:
@@ -171,19 +176,33 @@ class Scenario:
             self.expected.setdefault("facts", {})[key] = _roundtrip(compute(self.live))
         return self.expected["facts"][key]
 
-    def snapshot(self, key: str, observed: Any) -> Any:
-        """The value observed when recording (the golden value replay must reproduce)."""
+    def check_snapshot(self, key: str, observed: Any) -> None:
+        """Recording: write `observed` as the golden value. Replay: it must equal the recorded one.
+
+        Nothing is compared while recording (there is nothing independent to compare with): the
+        values land in `cassettes/snapshots/<scenario>.json`, which a review reads in the diff.
+        """
+        value = _roundtrip(observed)
         if self.recording:
-            self.expected.setdefault("snapshots", {})[key] = _roundtrip(observed)
-        return self.expected["snapshots"][key]
+            assert key not in self.snapshots, f"snapshot {key!r} recorded twice"
+            self.snapshots[key] = value
+            return
+        assert key in self.snapshots, (
+            f"snapshot {key!r} is not in {self.snapshot_file.name}: re-record (docs/cassettes.md)"
+        )
+        self.checked.add(key)
+        assert value == self.snapshots[key], f"snapshot {key!r} differs from {self.snapshot_file.name}"
 
     def finish(self, cassette: Any) -> None:
-        """Recording: save the expectations. Replay: every recorded interaction was used, once."""
+        """Recording: save expectations and snapshots. Replay: every interaction and snapshot was used."""
         if self.recording:
             self.expected["recorded"] = dataclasses.asdict(self.dataset)
             cassettes.save_expected(self.expected_file, self.expected)
+            cassettes.save_snapshots(self.snapshot_file, self.snapshots)
         else:
             cassettes.assert_fully_played(cassette)
+            unchecked = sorted(set(self.snapshots) - self.checked)
+            assert not unchecked, f"{self.snapshot_file.name}: snapshots never compared: {unchecked}"
 
 
 def _refuse_sandbox(self: Sandbox) -> Sandbox:
@@ -203,6 +222,7 @@ def scenario(
 ) -> Iterator[Scenario]:
     name = request.node.originalname
     path = cassettes.expected_path(CASSETTE_DIR, name)
+    snapshot_file = cassettes.snapshot_path(CASSETTE_DIR, name)
     if not recording:
         if not path.exists():
             pytest.fail(
@@ -212,16 +232,33 @@ def scenario(
         expected = cassettes.load_expected(path)
         if expected.get("recorded") != dataclasses.asdict(cassette_dataset):
             pytest.fail(f"{path.name} was recorded from another dataset: re-record (docs/cassettes.md)")
-        yield Scenario(name, False, warehouse, warehouse_url, path, expected, dataset=cassette_dataset)
+        if "snapshots" in expected:
+            pytest.fail(f"{path.name} holds snapshots: they belong in {snapshot_file} (re-record)")
+        snapshots = cassettes.load_snapshots(snapshot_file)
+        yield Scenario(
+            name,
+            False,
+            warehouse,
+            warehouse_url,
+            path,
+            expected,
+            snapshot_file,
+            snapshots,
+            None,
+            cassette_dataset,
+        )
         return
     path.unlink(missing_ok=True)  # never a cassette beside another recording's expectations
+    snapshot_file.unlink(missing_ok=True)
     store = SandboxStore()
     store.clock.offset = DEFAULT_ANCHOR - time.time()  # the data's "now" is fixed: stable cassettes
     generated = Sandbox.generated(cassette_dataset.registrations, seed=cassette_dataset.seed, store=store)
     sandbox = generated.start()
     scrubber.add_origin(sandbox.base_url)
     try:
-        yield Scenario(name, True, warehouse, warehouse_url, path, {}, sandbox, cassette_dataset)
+        yield Scenario(
+            name, True, warehouse, warehouse_url, path, {}, snapshot_file, {}, sandbox, cassette_dataset
+        )
     finally:
         sandbox.stop()
         if vcr is not None and not request.node.stash.get(CALL_PASSED, False):

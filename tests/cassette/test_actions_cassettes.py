@@ -2,7 +2,8 @@
 
 Each scenario pulls a small generated dataset into the warehouse, then runs the write-backs
 (`run_actions`) against its cassette (`cassettes/<test name>.yaml`); the frozen clocks and what the
-sandbox held are in `cassettes/<test name>.expected.json`. Replay also matches request bodies
+sandbox held are in `cassettes/<test name>.expected.json`, the golden API call counts (compared on
+replay only) in `cassettes/snapshots/<test name>.json`. Replay also matches request bodies
 (`match_bodies`), so an Apex POST or a session end only replays when the same document is sent.
 Record: `.venv/bin/pytest tests/cassette --record-mode=rewrite -q -k actions` (docs/cassettes.md).
 """
@@ -248,7 +249,7 @@ def test_pending_registrations_are_completed_and_a_second_run_sends_nothing(
     assert statuses(engine, pending) == dict.fromkeys(pending, "Completed")
     run = last_runs(engine, 1)[0]
     assert (run["job"], run["outcome"], run["counts"][f"{SUBMIT}.confirmed"]) == ("submit-pending", "ok", n)
-    assert report.api_calls == scenario.snapshot("api_calls", report.api_calls)
+    scenario.check_snapshot("api_calls", report.api_calls)
     # What the sandbox ended up holding (checked live while recording).
     assert scenario.fact("salesforce_after", lambda box: salesforce_state(box, pending)) == {
         reg: ["Completed", True] for reg in pending
@@ -312,7 +313,7 @@ def test_stale_sessions_are_ended_and_protected_ones_are_not(scenario: Scenario,
         "ok",
         len(stale),
     )
-    assert report.api_calls == scenario.snapshot("api_calls", report.api_calls)
+    scenario.check_snapshot("api_calls", report.api_calls)
     assert scenario.fact("ended_in_checkfront", lambda box: cart_ended(box, stale + protected)) == {
         **dict.fromkeys(stale, True),
         **dict.fromkeys(protected, False),

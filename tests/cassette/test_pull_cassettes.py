@@ -1,9 +1,10 @@
 """The pull replayed from recorded HTTP: exact outcomes offline, on SQLite and PostgreSQL.
 
 Each scenario test runs the real pull against its cassette (`cassettes/<test name>.yaml`) and
-checks what it did against `cassettes/<test name>.expected.json`: what the sandbox held when the
-cassette was recorded (facts) and what that recording run produced (snapshots). While recording
-(`--record-mode=rewrite`) the same assertions run against the live sandbox.
+checks what it did against `cassettes/<test name>.expected.json` (what the sandbox held when the
+cassette was recorded: facts) and, on replay only, against `cassettes/snapshots/<test name>.json`
+(what the recording run produced: golden snapshots). While recording (`--record-mode=rewrite`) the
+same assertions run against the live sandbox, and the snapshots are written, not compared.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def test_full_first_sync(scenario: Scenario, vcr: Any) -> None:
     assert deleted, "the dataset holds soft-deleted registrations"
     assert all(warehouse_registrations(engine)[i][2] is True for i in deleted)
     counts = warehouse_counts(engine)
-    assert counts == scenario.snapshot("counts", counts)
+    scenario.check_snapshot("counts", counts)
     assert counts["registrations"] == len(mirror)
     assert counts["sf_sessions"] == len(sessions)
     assert counts["bookings"] == len(booking_ids)
@@ -194,7 +195,7 @@ def test_full_first_sync(scenario: Scenario, vcr: Any) -> None:
         assert watermark(engine, stream) == now - SAFETY_LAG, stream
     assert report.api_calls["salesforce_calls"] == 2  # one page per Salesforce stream
     assert report.api_calls["salesforce_auth_calls"] == 1
-    assert report.api_calls == scenario.snapshot("api_calls", report.api_calls)
+    scenario.check_snapshot("api_calls", report.api_calls)
     scenario.finish(vcr)
 
 
@@ -206,7 +207,7 @@ def test_incremental_sync_after_changes_and_deletes(scenario: Scenario, vcr: Any
     first = run_pull(settings, engine=engine, now=lambda: first_now, sleep=no_sleep)
     assert first.outcome == "ok", first.message
     before = warehouse_counts(engine)
-    assert before == scenario.snapshot("counts_first", before)
+    scenario.check_snapshot("counts_first", before)
 
     changes = scenario.fact("changes", make_changes)  # made in the sandbox only while recording
     mirror = scenario.fact("registrations_after", lambda box: sandbox_registrations(box.store))
@@ -221,15 +222,15 @@ def test_incremental_sync_after_changes_and_deletes(scenario: Scenario, vcr: Any
     assert changes["created"] in mirrored
     after = warehouse_counts(engine)
     assert after["registrations"] == before["registrations"] + 1
-    assert after == scenario.snapshot("counts_second", after)
+    scenario.check_snapshot("counts_second", after)
     delta = stream_counts(again, "registrations")
     assert delta["deleted"] >= 1
     assert delta["rows"] >= 2  # the change and the new one (plus look-back re-reads)
-    assert delta == scenario.snapshot("registrations_second", delta)
+    scenario.check_snapshot("registrations_second", delta)
     assert watermark(engine, "registrations") == second_now - SAFETY_LAG
     assert second_now - SAFETY_LAG > first_now - SAFETY_LAG
     assert again.api_calls["salesforce_calls"] == 2  # one (small) page per stream
-    assert again.api_calls == scenario.snapshot("api_calls_second", again.api_calls)
+    scenario.check_snapshot("api_calls_second", again.api_calls)
     scenario.finish(vcr)
 
 
@@ -280,9 +281,9 @@ def test_backfill_interrupted_after_first_page_then_resumed(scenario: Scenario, 
     assert watermark(engine, key) == until
     rest = stream_counts(resumed, "registrations")
     assert rest["pages"] > 1  # the remaining windows of 30 days, one page each
-    assert rest == scenario.snapshot("resumed_counts", rest)
+    scenario.check_snapshot("resumed_counts", rest)
     counts = warehouse_counts(engine)
-    assert counts == scenario.snapshot("counts", counts)
+    scenario.check_snapshot("counts", counts)
     scenario.finish(vcr)
 
 
@@ -341,17 +342,17 @@ def test_rate_limits_and_outages_with_retry_after(scenario: Scenario, vcr: Any) 
     assert warehouse_registrations(scenario.engine) == mirror
     counts = warehouse_counts(scenario.engine)
     assert counts["bookings"] == booking_count
-    assert counts == scenario.snapshot("counts", counts)
+    scenario.check_snapshot("counts", counts)
     injected = scenario.fact("injected", lambda box: dict(box.faults.injected))
     throttled = [c for c in cassettes.recorded(vcr) if c.status in (429, 503)]
     by_kind = Counter(f"{c.service} {c.status}" for c in throttled)
     assert set(by_kind) == {"salesforce 429", "salesforce 503", "checkfront 429", "checkfront 503"}
     assert by_kind["salesforce 429"] + by_kind["checkfront 429"] == injected["status_429"]
     assert by_kind["salesforce 503"] + by_kind["checkfront 503"] == injected["status_503"]
-    assert dict(by_kind) == scenario.snapshot("throttled", dict(by_kind))
+    scenario.check_snapshot("throttled", dict(by_kind))
     # every wait is the Retry-After the service sent (threads make the order vary, not the values)
     assert sorted(sleeps) == sorted(float(c.response_headers["retry-after"]) for c in throttled)
-    assert sorted(sleeps) == scenario.snapshot("sleeps", sorted(sleeps))
+    scenario.check_snapshot("sleeps", sorted(sleeps))
     scenario.finish(vcr)
 
 
@@ -390,7 +391,7 @@ def test_quota_stop_is_deferred_then_resumed(scenario: Scenario, vcr: Any) -> No
     assert resumed.outcome == "ok", resumed.message
     assert warehouse_registrations(engine) == mirror
     assert str(resumed.api_calls["sf_api_usage"]).endswith("/5000000")
-    assert resumed.api_calls == scenario.snapshot("api_calls_resumed", resumed.api_calls)
+    scenario.check_snapshot("api_calls_resumed", resumed.api_calls)
     assert last_runs(engine, 1)[0]["outcome"] == "ok"
     assert watermark(engine, "registrations") == second_now - SAFETY_LAG
     scenario.finish(vcr)
@@ -409,7 +410,8 @@ SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def cassette_files() -> list[Path]:
-    return sorted(p for p in CASSETTE_DIR.iterdir() if p.is_file()) if CASSETTE_DIR.is_dir() else []
+    """Every file under cassettes/: the cassettes, their expectations and their snapshots."""
+    return sorted(p for p in CASSETTE_DIR.rglob("*") if p.is_file()) if CASSETTE_DIR.is_dir() else []
 
 
 def test_every_scenario_has_a_cassette_and_expectations() -> None:

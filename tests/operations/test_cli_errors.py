@@ -293,15 +293,29 @@ def test_under_json_logs_even_an_unexpected_error_is_one_json_object(monkeypatch
 # -- honest and safe files -------------------------------------------------------------------------
 
 
-def test_config_check_masks_a_warehouse_password_from_the_environment() -> None:
+def test_config_check_masks_a_warehouse_password_from_the_environment(tmp_path: Path) -> None:
     url = "postgresql+psycopg://regsync:s3cr3t-pw@db.example:5432/regsync"
     settings = load_settings(environ={"REGSYNC_WAREHOUSE__URL": url})
     shown = json.dumps(masked(settings))
     assert "s3cr3t-pw" not in shown
     assert "regsync:***@db.example:5432/regsync" in shown
-    code, output = run("config", "check", env={"REGSYNC_WAREHOUSE__URL": url})
+    config = write(  # a config `config check` calls valid: logins in the file, secrets in the env
+        tmp_path / "r.toml",
+        '[salesforce]\nusername = "ops@example.org"\nconsumer_key = "key"\n'
+        '[checkfront]\nbase_url = "https://acme.checkfront.example"\n',
+    )
+    complete = {
+        "REGSYNC_CONFIG": str(config),
+        "REGSYNC_WAREHOUSE__URL": url,
+        "REGSYNC_SALESFORCE__PASSWORD": "sf-pw",
+        "REGSYNC_SALESFORCE__CONSUMER_SECRET": "secret",
+        "REGSYNC_CHECKFRONT__API_KEY": "cf-key",
+        "REGSYNC_CHECKFRONT__API_SECRET": "cf-secret",
+    }
+    code, output = run("config", "check", env=complete)
     assert code == ExitCode.OK, output
     assert "s3cr3t-pw" not in output
+    assert "regsync:***@db.example" in output
 
 
 def test_a_warehouse_password_written_in_the_toml_is_refused(tmp_path: Path) -> None:

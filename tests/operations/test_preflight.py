@@ -73,7 +73,7 @@ def test_a_missing_field_a_wrong_type_and_a_wrong_version_are_each_named(
     config = _config(
         sandbox,
         tmp_path,
-        salesforce={"api_version": "57.0"},
+        salesforce={"api_version": "30.0"},  # retired: Salesforce serves 31.0 and later
         **{
             "salesforce.registration_fields": {
                 "booking_code": "Checkfront_Code_Typo__c",
@@ -85,7 +85,7 @@ def test_a_missing_field_a_wrong_type_and_a_wrong_version_are_each_named(
     result = runner.invoke(app, ["--config", str(config), "config", "check", "--online"])
     assert result.exit_code == ExitCode.CONFIG, result.output
     said = " ".join(result.output.split())
-    assert "salesforce.api_version = '57.0' is not served by this org (it serves v58.0 to v62.0)" in said
+    assert "salesforce.api_version = '30.0' is not served by this org (it serves v31.0 to v65.0)" in said
     assert (
         "'Checkfront_Code_Typo__c' is not a field of conference360__Event_Registration_Submission__c" in said
     )

@@ -108,7 +108,7 @@ def test_password_grant_answers_the_token_shape(http: httpx.Client, sandbox: San
     assert body["token_type"] == "Bearer"
     assert body["instance_url"] == sandbox.base_url
     assert body["issued_at"].isdigit()
-    assert body["id"].startswith("https://login.salesforce.com/id/")
+    assert body["id"].startswith(f"{sandbox.base_url}/id/00D")  # served locally, never login.salesforce.com
 
 
 def test_client_credentials_grant_adds_scope(http: httpx.Client) -> None:

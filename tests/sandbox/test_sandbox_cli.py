@@ -376,6 +376,34 @@ def test_toml_fault_plan_with_retry_after(start, tmp_path: Path) -> None:
     running.stop()
 
 
+def test_network_options_shape_the_running_sandbox(start, tmp_path: Path) -> None:
+    """`--latency`, `--rate-limit` and `--sf-long-running` as a benchmark passes them; the 429s the
+    limiter sent are read back from `GET /__sandbox/network`."""
+    running = start(
+        "--generate",
+        "5",
+        "--latency",
+        "checkfront=50ms",
+        "--rate-limit",
+        "checkfront=0.1/s,burst=2",
+        "--sf-long-running",
+        "5,after=30s",
+    )
+    with client_for(running) as http:
+        answers = [http.get("/api/3.0/ping", auth=(DEMO.cf_api_key, DEMO.cf_api_secret)) for _ in range(3)]
+        network = http.get("/__sandbox/network").json()
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2].headers["Retry-After"]) >= 1
+    assert network["latency"] == {"checkfront": {"seconds": 0.05, "jitter_s": 0.0}}
+    assert network["rate_limit"] == {"checkfront": {"per_s": 0.1, "burst": 2}}
+    assert network["salesforce_long_running"] == {"max_requests": 5, "after_s": 30.0}
+    assert network["counts"]["checkfront_429"] == 1
+    assert network["counts"]["checkfront_calls"] == 3
+    code, out, err = running.stop()
+    assert code == 0
+    assert_clean(out, err)
+
+
 # ---------------------------------------------------------------------------------------------
 # Broken input files: one clear message, a non-zero exit, no traceback
 # ---------------------------------------------------------------------------------------------
@@ -400,6 +428,10 @@ BROKEN: dict[str, tuple[list[str], str, int]] = {
     "data-bad-id": (["--data", "{dir}/bad-id.json"], "is not an 18-character id", ExitCode.CONFIG),
     "data-missing": (["--data", "{dir}/nowhere-data.json"], "cannot read the dataset", ExitCode.CONFIG),
     "data-directory": (["--data", "{dir}"], "cannot read the dataset", ExitCode.CONFIG),
+    "latency-no-unit": (["--latency", "checkfront=100"], "'100' is not a duration", ExitCode.CONFIG),
+    "rate-unknown-service": (["--rate-limit", "crm=5/s"], "unknown service 'crm'", ExitCode.CONFIG),
+    "long-running-zero": (["--sf-long-running", "0"], "must be a whole number >= 1", ExitCode.CONFIG),
+    "plan-bad-network": (["--faults", "{dir}/network.json"], "bad network block", ExitCode.CONFIG),
     "data-and-generate": (
         ["--data", "{dir}/other.json", "--generate", "5"],
         "exclude each other",
@@ -414,6 +446,7 @@ def write_broken_files(directory: Path) -> None:
     (directory / "kind.json").write_text(json.dumps({"rules": [{"kind": "explode", "nth": [1]}]}))
     (directory / "key.json").write_text(json.dumps({"rulez": []}))
     (directory / "trigger.json").write_text(json.dumps({"rules": [{"endpoint": "*", "kind": "status"}]}))
+    (directory / "network.json").write_text(json.dumps({"network": {"rate_limit": {"checkfront": "x"}}}))
     (directory / "fraction.json").write_text(json.dumps({"rules": [{"kind": "drop", "fraction": 1.5}]}))
     (directory / "field.json").write_text(
         json.dumps({"rules": [{"kind": "drop", "nth": [1], "when": "now"}]})

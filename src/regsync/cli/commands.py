@@ -641,6 +641,20 @@ def sandbox(
     ] = None,
     state_dir: Annotated[Path | None, typer.Option(help="Where the CA and keys go (default: temp).")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write the generator's ground truth here.")] = None,
+    latency: Annotated[
+        str | None,
+        typer.Option(help="Per-service latency, e.g. checkfront=100ms,salesforce=300ms+-50ms."),
+    ] = None,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-limit", help="Token-bucket rate limit, e.g. checkfront=20/s,burst=40 (429 beyond)."
+        ),
+    ] = None,
+    sf_long_running: Annotated[
+        str | None,
+        typer.Option(help="Salesforce's concurrent long-running limit N[,after=20s] (default 25,after=20s)."),
+    ] = None,
 ) -> None:
     """Serve local emulators of Salesforce and Checkfront over HTTPS until interrupted."""
     from regsync.sandbox import DEMO, Sandbox
@@ -656,6 +670,7 @@ def sandbox(
             box = Sandbox.generated(
                 generate if generate is not None else 1000, seed, port=port, state_dir=state_dir
             )
+        box.network.configure(latency=latency, rate_limit=rate_limit, long_running=sf_long_running)
         if faults is not None:
             box.faults.load_file(faults)
     except (FaultPlanError, ValueError, OSError) as exc:

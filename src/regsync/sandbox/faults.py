@@ -23,6 +23,7 @@ from typing import Any, Literal
 import orjson
 
 from regsync.sandbox.http import SandboxRequest, SandboxResponse
+from regsync.sandbox.network import NetworkConfigError, NetworkModel
 
 FaultKind = Literal["status", "drop", "slow", "malformed", "wrong_type"]
 KINDS: tuple[str, ...] = ("status", "drop", "slow", "malformed", "wrong_type")
@@ -61,8 +62,9 @@ class FaultRule:
     every: int = 0
     fraction: float = 0.0
     times: int | None = None  # fire at most this many times
-    seen: int = 0
-    fired: int = 0
+    # Counters, from when the rule was added; not plan fields (a plan naming them is refused).
+    seen: int = field(default=0, init=False)
+    fired: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         _check_types(
@@ -115,6 +117,9 @@ class SalesforceFaults:
     request_limit_after: int | None = None  # calls after which REQUEST_LIMIT_EXCEEDED is answered
     query_timeout_window_s: float | None = None  # queries spanning a wider SystemModstamp window time out
     invalid_locator_nth: list[int] = field(default_factory=list)  # nth nextRecordsUrl call: locator expired
+    # Counted from when this block was added (not plan fields: a plan cannot set them).
+    calls: int = field(default=0, init=False, repr=False)
+    locator_calls: int = field(default=0, init=False, repr=False)
 
 
 class FaultInjector:
@@ -126,6 +131,8 @@ class FaultInjector:
         self.injected: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        # Latency and limits: set by a plan's "network" block, the command line or the admin API.
+        self.network = NetworkModel(seed=seed)
 
     # -- plan --------------------------------------------------------------------------------
     def add(self, **rule: Any) -> FaultRule:
@@ -140,12 +147,14 @@ class FaultInjector:
             self.salesforce = SalesforceFaults()
 
     def load(self, plan: dict[str, Any]) -> None:
-        """Apply a plan: {"seed": 1, "rules": [...], "salesforce": {...}}."""
+        """Apply a plan: {"seed": 1, "rules": [...], "salesforce": {...}, "network": {...}}."""
         if not isinstance(plan, dict):
-            raise FaultPlanError("a fault plan is a JSON/TOML object with keys seed, rules, salesforce")
+            raise FaultPlanError(
+                "a fault plan is a JSON/TOML object with keys seed, rules, salesforce, network"
+            )
         if not isinstance(plan.get("rules", []), list) or not isinstance(plan.get("salesforce", {}), dict):
             raise FaultPlanError("rules must be a list and salesforce an object")
-        unknown = set(plan) - {"seed", "rules", "salesforce"}
+        unknown = set(plan) - {"seed", "rules", "salesforce", "network"}
         if unknown:
             raise FaultPlanError(f"unknown fault plan keys: {', '.join(sorted(unknown))}")
         try:
@@ -154,6 +163,11 @@ class FaultInjector:
             platform = SalesforceFaults(**plan.get("salesforce", {}))
         except (TypeError, ValueError) as exc:
             raise FaultPlanError(f"bad fault rule: {exc}") from None
+        if "network" in plan:
+            try:
+                self.network.load(plan["network"])  # checked whole before anything changes
+            except NetworkConfigError as exc:
+                raise FaultPlanError(f"bad network block: {exc}") from None
         if "seed" in plan:
             self._rng = random.Random(seed)
         with self._lock:

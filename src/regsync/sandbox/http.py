@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import socket
 import ssl
@@ -17,10 +18,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+if TYPE_CHECKING:
+    from regsync.sandbox.network import NetworkModel
 
 
 class RequestHeaders(dict[str, str]):
@@ -79,6 +83,7 @@ class SandboxResponse:
     # Set by the fault injector: drop the connection instead of answering.
     drop: bool = False
     delay_s: float = 0.0
+    tags: dict[str, Any] = field(default_factory=dict)  # what the request log keeps beside the status
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> SandboxResponse:
@@ -114,6 +119,9 @@ class LoggedRequest:
     status: int
     endpoint: str
     fault: str | None = None
+    tags: dict[str, Any] = field(
+        default_factory=dict
+    )  # e.g. a query page's cursor and whether it is queryAll
 
 
 class Router:
@@ -182,6 +190,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.fault_hook: FaultHook | None = None
         self.after_hook: AfterHook | None = None
         self.keep_bodies = True
+        self.network: NetworkModel | None = None  # latency and limits on the HTTP path only
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
@@ -197,13 +206,18 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             entry.seq = len(self.log) + 1
             self.log.append(entry)
 
-    def dispatch(self, request: SandboxRequest) -> SandboxResponse:
-        """Route one request through faults, the emulator and the log (HTTP or in-process alike)."""
+    def dispatch(self, request: SandboxRequest, refusal: SandboxResponse | None = None) -> SandboxResponse:
+        """Route one request through faults, the emulator and the log (HTTP or in-process alike).
+
+        `refusal` is the network model's answer for a call it did not let through (a rate limit's
+        429): logged like any answer, with `fault` set, and nothing else runs."""
         route, params = self.router.resolve(request)
         endpoint = route.name if route else "unknown"
         fault: str | None = None
-        response: SandboxResponse | None = None
-        if self.fault_hook is not None:
+        response: SandboxResponse | None = refusal
+        if response is not None:
+            fault = endpoint
+        elif self.fault_hook is not None:
             response = self.fault_hook(endpoint, request)
             if response is not None:
                 fault = endpoint
@@ -233,9 +247,18 @@ class SandboxHTTPServer(ThreadingHTTPServer):
                 status=response.status,
                 endpoint=endpoint,
                 fault=fault,
+                tags=response.tags,
             )
         )
         return response
+
+
+MAX_BODY = 64 * 1024 * 1024  # larger bodies are refused (no vendor call regsync makes is near this)
+log = logging.getLogger("regsync.sandbox")
+
+
+class _UnreadableBody(Exception):
+    """A request body whose framing the server cannot follow."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -246,15 +269,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self._handshake_failed = False
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.settimeout(30)
             try:
                 self.connection.do_handshake()
-            except (ssl.SSLError, OSError):
+            except (ssl.SSLError, OSError) as exc:
+                # A client that does not trust the CA, or a port probe: one line, not a traceback.
+                self._handshake_failed = True
                 self.close_connection = True
-                raise
+                host, port = self.client_address[:2]
+                log.warning("sandbox: TLS handshake with %s:%s failed: %s", host, port, exc)
 
     def handle(self) -> None:
+        if self._handshake_failed:
+            return
         try:
             super().handle()
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError):
@@ -263,10 +292,103 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return  # the request log replaces stderr noise
 
+    def _read_body(self) -> bytes:
+        """The request body, framed by `Transfer-Encoding: chunked` or `Content-Length` (RFC 9112
+        section 6: chunked wins over a length); raises _UnreadableBody when the framing is broken."""
+        codings = [
+            coding.strip().lower()
+            for value in self.headers.get_all("Transfer-Encoding") or []
+            for coding in value.split(",")
+            if coding.strip()
+        ]
+        if codings:
+            if codings != ["chunked"]:
+                # RFC 9112 6.3: chunked not final -> 400 and close; other codings are not decoded.
+                raise _UnreadableBody(f"unsupported Transfer-Encoding: {', '.join(codings)}")
+            return self._read_chunked()
+        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or []}
+        if not lengths:
+            return b""
+        if len(lengths) != 1:
+            raise _UnreadableBody("conflicting Content-Length headers")
+        raw = lengths.pop()
+        if not (raw.isascii() and raw.isdigit()):
+            raise _UnreadableBody(f"invalid Content-Length: {raw[:40]!r}")
+        length = int(raw)
+        if length > MAX_BODY:
+            raise _UnreadableBody("request body too large")
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise _UnreadableBody("request body shorter than its Content-Length")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1026)
+            if not line.endswith(b"\n"):
+                raise _UnreadableBody("broken chunk size line")
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+                raise _UnreadableBody("broken chunk size line")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            total += size
+            if total > MAX_BODY:
+                raise _UnreadableBody("request body too large")
+            data = self.rfile.read(size)
+            if len(data) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _UnreadableBody("chunk shorter than its size")
+            parts.append(data)
+        for _ in range(100):  # trailer fields, up to the empty line
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(parts)
+            if not line.endswith(b"\n"):
+                break
+        raise _UnreadableBody("broken chunked trailer")
+
+    def _refuse_body(self, parts: Any, reason: str) -> None:
+        """400 for a body that cannot be read, then close: the connection cannot be resynchronised."""
+        self.close_connection = True
+        if parts.path.startswith("/api/"):
+            payload: Any = {
+                "error": "invalid_request",
+                "error_description": f"Malformed request body: {reason}",
+            }
+        else:
+            payload = [{"message": f"Malformed request body: {reason}", "errorCode": "BAD_REQUEST"}]
+        body = orjson.dumps(payload)
+        route, _ = self.server.router.resolve(SandboxRequest(self.command, parts.path, {}, RequestHeaders()))
+        self.server.record(
+            LoggedRequest(
+                seq=0,
+                at=time.time(),
+                method=self.command,
+                path=parts.path,
+                query=parse_qs(parts.query, keep_blank_values=True),
+                body=b"",
+                status=400,
+                endpoint=route.name if route else "unknown",
+                tags={"unreadable_body": reason},
+            )
+        )
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
     def _serve(self) -> None:
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self._read_body()
+        except _UnreadableBody as exc:
+            self._refuse_body(parts, str(exc))
+            return
         request = SandboxRequest(
             method=self.command,
             path=parts.path,
@@ -274,9 +396,22 @@ class _Handler(BaseHTTPRequestHandler):
             headers=RequestHeaders.of(self.headers.items()),
             body=body,
         )
-        response = self.server.dispatch(request)
-        if response.delay_s:
-            time.sleep(response.delay_s)
+        network = self.server.network
+        if network is None:
+            response = self.server.dispatch(request)
+            delay = response.delay_s
+        else:
+            ticket = network.admit(parts.path)
+            try:
+                response = self.server.dispatch(request, ticket.refusal)
+                delay = response.delay_s + network.delay(ticket)
+                if delay:
+                    time.sleep(delay)
+                    delay = 0.0
+            finally:
+                network.end(ticket)  # a call is "running" until its answer is ready to go
+        if delay:
+            time.sleep(delay)
         if response.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):

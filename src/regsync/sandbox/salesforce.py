@@ -11,13 +11,16 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import secrets
+import string
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 import jwt
 
@@ -31,13 +34,23 @@ from regsync.sandbox.store import (
     SESSION,
     SESSION_ATTENDEE,
     SandboxStore,
+    field_length,
+    id_checksum,
+    is_long_text_area,
     is_sf_id,
 )
 
-API_VERSIONS = ("58.0", "59.0", "60.0", "61.0", "62.0")
-MAX_BATCH = 2000
-ORG_ID = "00D5g00000SANDBX"  # 15-char org id, as in the `id` URL of a token response
-USER_ID = "0055g00000DEMOUSR"
+# Every version real orgs serve today (Spring '14 through Winter '26); clients default to old ones
+# (jsforce 50.0, the Salesforce CLI 51.0 for its user lookup).
+API_VERSIONS = tuple(f"{major}.0" for major in range(31, 66))
+MAX_BATCH = 2000  # query batches: default and maximum ("REST API Developer Guide", Query Options Header)
+MIN_BATCH = 200
+LONG_TEXT_BATCH = 200  # at most this many when two or more long text area fields are selected
+ORG_ID = "00D5g00000SANDB"  # 15-char ids, shown in their 18-char form (as Salesforce shows them)
+USER_ID = "0055g00000DEMOU"
+ORG_ID18 = ORG_ID + id_checksum(ORG_ID)
+USER_ID18 = USER_ID + id_checksum(USER_ID)
+_TOKEN_CHARS = string.ascii_letters + string.digits + "."
 _V = r"/services/data/v(?P<version>\d+\.\d)"
 
 
@@ -62,6 +75,45 @@ def _errors(status: int, code: str, message: str, fields: list[str] | None = Non
     return SandboxResponse.json(status, [body])
 
 
+def _canonical_id(value: Any) -> Any:
+    canonical = soql.canonical_id(value) if isinstance(value, str) and value else None
+    return canonical or value
+
+
+def _canonical_ids(payload: dict[str, Any]) -> None:
+    """Apex deserialises ids into its Id type, which takes 15 or 18 characters and holds 18: the
+    payload's record, attendee and session ids become their 18-character form (others stay as given
+    and fail validation)."""
+    payload["id"] = _canonical_id(payload.get("id"))
+    if payload["id"] is None:
+        del payload["id"]
+    attendees = payload.get("attendeeList")
+    if not isinstance(attendees, list):
+        return
+    for attendee in attendees:
+        if not isinstance(attendee, dict):
+            continue
+        if "id" in attendee:
+            attendee["id"] = _canonical_id(attendee["id"])
+        if isinstance(attendee.get("sessionIds"), list):
+            attendee["sessionIds"] = [_canonical_id(v) for v in attendee["sessionIds"]]
+
+
+def _basic_client(header: str) -> tuple[str, str] | None:
+    """(client id, client secret) from `Authorization: Basic ...` (each form-urlencoded, RFC 6749 2.3.1)."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        return None
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
 def _oauth_error(error: str, description: str, status: int = 400) -> SandboxResponse:
     return SandboxResponse.json(status, {"error": error, "error_description": description})
 
@@ -76,6 +128,132 @@ class _Cursor:
     last_used: float = field(default_factory=time.monotonic)
 
 
+# The keys of a production org's /limits answer (Enterprise Edition values); only DailyApiRequests
+# moves in the sandbox.
+_FIXED_LIMITS = {
+    "ActiveScratchOrgs": 0,
+    "AnalyticsExternalDataSizeMB": 40960,
+    "ConcurrentAsyncGetReportInstances": 200,
+    "ConcurrentEinsteinDataInsightsStoryCreation": 5,
+    "ConcurrentEinsteinDiscoveryStoryCreation": 2,
+    "ConcurrentSyncReportRuns": 20,
+    "DailyAnalyticsDataflowJobExecutions": 60,
+    "DailyAnalyticsUploadedFilesSizeMB": 51200,
+    "DailyAsyncApexExecutions": 250000,
+    "DailyAsyncApexTests": 500,
+    "DailyBulkApiBatches": 15000,
+    "DailyBulkV2QueryFileStorageMB": 976562,
+    "DailyBulkV2QueryJobs": 10000,
+    "DailyDeliveredPlatformEvents": 50000,
+    "DailyDurableGenericStreamingApiEvents": 10000,
+    "DailyDurableStreamingApiEvents": 10000,
+    "DailyEinsteinDataInsightsStoryCreation": 1000,
+    "DailyEinsteinDiscoveryPredictAPICalls": 50000,
+    "DailyEinsteinDiscoveryPredictionsByCDC": 500000,
+    "DailyEinsteinDiscoveryStoryCreation": 100,
+    "DailyFunctionsApiCallLimit": 235000,
+    "DailyGenericStreamingApiEvents": 10000,
+    "DailyScratchOrgs": 0,
+    "DailyStandardVolumePlatformEvents": 10000,
+    "DailyStreamingApiEvents": 10000,
+    "DailyWorkflowEmails": 1000,
+    "DataStorageMB": 5120,
+    "DurableStreamingApiConcurrentClients": 20,
+    "FileStorageMB": 10240,
+    "HourlyAsyncReportRuns": 1200,
+    "HourlyDashboardRefreshes": 200,
+    "HourlyDashboardResults": 5000,
+    "HourlyDashboardStatuses": 999999999,
+    "HourlyLongTermIdMapping": 100000,
+    "HourlyManagedContentPublicRequests": 50000,
+    "HourlyODataCallout": 10000,
+    "HourlyPublishedPlatformEvents": 50000,
+    "HourlyPublishedStandardVolumePlatformEvents": 100000,
+    "HourlyShortTermIdMapping": 100000,
+    "HourlySyncReportRuns": 500,
+    "HourlyTimeBasedWorkflow": 50,
+    "MassEmail": 10,
+    "MonthlyPlatformEventsUsageEntitlement": 0,
+    "Package2VersionCreates": 0,
+    "Package2VersionCreatesWithoutValidation": 0,
+    "PermissionSets": 1500,
+    "PrivateConnectOutboundCalloutHourlyLimitMB": 0,
+    "SingleEmail": 5000,
+    "StreamingApiConcurrentClients": 20,
+}
+
+_READ_ONLY = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+_SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "string": "xsd:string",
+    "picklist": "xsd:string",
+    "email": "xsd:string",
+    "textarea": "xsd:string",
+    "datetime": "xsd:dateTime",
+    "date": "xsd:date",
+    "boolean": "xsd:boolean",
+    "double": "xsd:double",
+    "currency": "xsd:double",
+    "int": "xsd:int",
+}
+_NUMBER_SHAPE = {"currency": (18, 2), "double": (18, 0)}  # (precision, scale)
+
+
+def _describe_field(schema: Any, name: str, kind: str) -> dict[str, Any]:
+    """One describe `fields` entry with the attributes clients read (simple-salesforce, jsforce,
+    the CLI, regsync): Salesforce's DescribeFieldResult names and types."""
+    writable = name not in _READ_ONLY
+    long_text = is_long_text_area(schema, name)
+    precision, scale = _NUMBER_SHAPE.get(kind, (0, 0))
+    reference = schema.references.get(name)
+    length = field_length(schema, name) if kind not in ("id", "reference") else 18
+    return {
+        "name": name,
+        "label": name.removeprefix("conference360__").removesuffix("__c").replace("_", " "),
+        "type": kind,
+        "soapType": _SOAP_TYPES[kind],
+        "custom": name.endswith("__c"),
+        "nillable": writable and name != "Name" and kind != "boolean",
+        "createable": writable,
+        "updateable": writable,
+        "defaultedOnCreate": not writable or kind == "boolean",
+        "filterable": not long_text,
+        "sortable": not long_text,
+        "groupable": not long_text and kind not in ("double", "currency", "datetime"),
+        "calculated": False,
+        "autoNumber": False,
+        "externalId": False,
+        "unique": False,
+        "idLookup": name in ("Id", "Name"),
+        "nameField": name == "Name",
+        "caseSensitive": False,
+        "length": length if kind not in ("datetime", "date", "boolean", "double", "currency", "int") else 0,
+        "byteLength": length * 3
+        if kind in ("string", "picklist", "email", "textarea", "id", "reference")
+        else 0,
+        "digits": 0,
+        "precision": precision,
+        "scale": scale,
+        "htmlFormatted": False,
+        "extraTypeInfo": "plaintextarea" if kind == "textarea" else None,
+        "restrictedPicklist": False,
+        "dependentPicklist": False,
+        "picklistValues": [
+            {"active": True, "defaultValue": False, "label": value, "validFor": None, "value": value}
+            for value in schema.picklists.get(name, ())
+        ],
+        "referenceTo": [reference] if reference else [],
+        "relationshipName": name.removesuffix("__c") + "__r" if reference else None,
+        "relationshipOrder": None,
+        "cascadeDelete": False,
+        "restrictedDelete": False,
+        "writeRequiresMasterRead": False,
+        "inlineHelpText": None,
+        "defaultValue": False if kind == "boolean" else None,
+    }
+
+
 class SalesforceApi:
     """Routes and state of the emulated org."""
 
@@ -87,8 +265,13 @@ class SalesforceApi:
         base_url: Callable[[], str],
         faults: FaultInjector,
         daily_limit: int = 5_000_000,
+        smaller_batches: bool = False,
     ) -> None:
         self.store = store
+        # Off: every page is the full batch. On: each page holds 1..batch records (seeded), as
+        # Salesforce may do "to maximize performance"; clients must follow nextRecordsUrl, not count.
+        self.smaller_batches = smaller_batches
+        self._batch_rng = random.Random(0)
         self.credentials = credentials
         self.base_url = base_url
         self.faults = faults
@@ -99,12 +282,25 @@ class SalesforceApi:
         self._cursor_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._session_attendee_pairs: set[tuple[str, str]] | None = None
-        self._schemas = {name.lower(): (name, schema.fields) for name, schema in SCHEMAS.items()}
+        # SOQL sees long text areas as their own type: not filterable, not sortable (as in Salesforce).
+        self._schemas = {
+            name.lower(): (
+                name,
+                {
+                    f: ("longtextarea" if is_long_text_area(schema, f) else t)
+                    for f, t in schema.fields.items()
+                },
+            )
+            for name, schema in SCHEMAS.items()
+        }
 
     # ------------------------------------------------------------------ routing
     def routes(self) -> list[Route]:
         return [
             Route("POST", r"/services/oauth2/token", self.token, "salesforce.oauth.token"),
+            Route("GET", r"/services/oauth2/userinfo/?", self.userinfo, "salesforce.oauth.userinfo"),
+            Route("POST", r"/services/oauth2/userinfo/?", self.userinfo, "salesforce.oauth.userinfo"),
+            Route("GET", r"/id/(?P<org>\w+)/(?P<user>\w+)/?", self.identity, "salesforce.identity"),
             Route("GET", r"/services/data/?", self.versions, "salesforce.versions"),
             Route("GET", _V + r"/?", self.resources, "salesforce.resources"),
             Route("GET", _V + r"/limits/?", self.limits, "salesforce.limits"),
@@ -136,7 +332,7 @@ class SalesforceApi:
             Route("GET", _V + r"/(?P<kind>query|queryAll)/?", self.query, "salesforce.query"),
             Route(
                 "GET",
-                _V + r"/(?P<kind>query|queryAll)/(?P<locator>01g\w+)-(?P<offset>\d+)",
+                _V + r"/(?P<kind>query|queryAll)/(?P<locator>01g\w+)-(?P<offset>\d+)/?",
                 self.query_more,
                 "salesforce.query_more",
             ),
@@ -161,21 +357,22 @@ class SalesforceApi:
         scheme, _, token = header.partition(" ")
         if scheme.lower() not in ("bearer", "oauth") or token not in self.tokens:
             return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        platform = self.faults.salesforce
         with self._lock:
             self.api_usage += 1
             usage = self.api_usage
-        platform = self.faults.salesforce
-        if platform.token_expire_after is not None and usage > platform.token_expire_after:
+            # The plan's thresholds count the calls made since the plan was added, not since start.
+            platform.calls += 1
+            since_plan = platform.calls
+        if platform.token_expire_after is not None and since_plan > platform.token_expire_after:
             # Revoke every token once: the client must re-authenticate and go on.
             platform.token_expire_after = None
             self.tokens = {self.credentials.session_id} if token != self.credentials.session_id else set()
             self.faults.injected["token_expired"] += 1
             return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        limit = self.daily_limit
-        if platform.request_limit_after is not None:
-            limit = min(limit, platform.request_limit_after)
-        if usage > limit:
-            self.faults.injected["request_limit_exceeded"] += 1 if platform.request_limit_after else 0
+        planned = platform.request_limit_after is not None and since_plan > platform.request_limit_after
+        if usage > self.daily_limit or planned:
+            self.faults.injected["request_limit_exceeded"] += 1 if planned else 0
             return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         return None
 
@@ -191,6 +388,11 @@ class SalesforceApi:
     # ------------------------------------------------------------------ OAuth
     def token(self, request: SandboxRequest) -> SandboxResponse:
         form = {key: values[0] for key, values in parse_qs(request.body.decode("utf-8", "replace")).items()}
+        basic = _basic_client(request.headers.get("authorization", ""))
+        if basic is not None:
+            # RFC 6749 2.3.1: the client may authenticate with HTTP Basic instead of the form;
+            # Salesforce accepts both (its OAuth docs show client_id/client_secret either way).
+            form["client_id"], form["client_secret"] = basic
         grant = form.get("grant_type", "")
         creds = self.credentials
         scope: str | None = None
@@ -219,10 +421,12 @@ class SalesforceApi:
             return _oauth_error("unsupported_grant_type", "grant type not supported")
         else:
             return _oauth_error("unsupported_grant_type", "grant type not supported")
-        access_token = f"{ORG_ID}!AQ{secrets.token_urlsafe(60)}"
+        # Salesforce's shape: the 15-char org id, "!", then letters, digits and dots (never "-").
+        access_token = f"{ORG_ID}!AQ" + "".join(secrets.choice(_TOKEN_CHARS) for _ in range(94))
         self.tokens.add(access_token)
         issued_at = str(int(self.store.clock.now() * 1000))
-        identity = f"https://login.salesforce.com/id/{ORG_ID}AAA/{USER_ID}AAA"
+        # Served by the sandbox itself: a client that follows it must stay on 127.0.0.1.
+        identity = f"{self.base_url()}/id/{ORG_ID18}/{USER_ID18}"
         signature = base64.b64encode(
             hmac.new(creds.consumer_secret.encode(), (identity + issued_at).encode(), hashlib.sha256).digest()
         ).decode()
@@ -236,6 +440,120 @@ class SalesforceApi:
         }
         if scope:
             body["scope"] = scope
+        return SandboxResponse.json(200, body)
+
+    # ------------------------------------------------------------------ identity
+    def _identity_refusal(self, request: SandboxRequest) -> SandboxResponse | None:
+        """Identity URL errors (Salesforce "Identity URLs"): 403 Missing_OAuth_Token / Bad_OAuth_Token."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() not in ("bearer", "oauth"):
+            token = request.arg("oauth_token") or ""
+        if token in self.tokens:
+            return None
+        text = b"Bad_OAuth_Token" if token else b"Missing_OAuth_Token"
+        return SandboxResponse(403, text, content_type="text/plain;charset=UTF-8")
+
+    def _urls(self) -> dict[str, str]:
+        base = self.base_url()
+        data = f"{base}/services/data/v{{version}}"
+        return {
+            "enterprise": f"{base}/services/Soap/c/{{version}}/{ORG_ID}",
+            "metadata": f"{base}/services/Soap/m/{{version}}/{ORG_ID}",
+            "partner": f"{base}/services/Soap/u/{{version}}/{ORG_ID}",
+            "rest": f"{data}/",
+            "sobjects": f"{data}/sobjects/",
+            "search": f"{data}/search/",
+            "query": f"{data}/query/",
+            "recent": f"{data}/recent/",
+            "tooling_soap": f"{base}/services/Soap/T/{{version}}/{ORG_ID}",
+            "tooling_rest": f"{data}/tooling/",
+            "profile": f"{base}/{USER_ID18}",
+            "feeds": f"{data}/chatter/feeds",
+            "groups": f"{data}/chatter/groups",
+            "users": f"{data}/chatter/users",
+            "feed_items": f"{data}/chatter/feed-items",
+            "feed_elements": f"{data}/chatter/feed-elements",
+            "custom_domain": base,
+        }
+
+    def _user(self) -> dict[str, Any]:
+        creds = self.credentials
+        return {
+            "user_id": USER_ID18,
+            "organization_id": ORG_ID18,
+            "email": creds.username,
+            "email_verified": True,
+            "active": True,
+            "user_type": "STANDARD",
+            "language": "en_US",
+            "locale": "en_US",
+            "utcOffset": 0,
+            "is_app_installed": True,
+        }
+
+    def identity(self, request: SandboxRequest) -> SandboxResponse:
+        """The identity URL of the token answer (`GET /id/{org}/{user}`), Salesforce's Identity URL
+        response shape; 403 without a valid token or for another org, 404 Bad_Id for another user."""
+        refused = self._identity_refusal(request)
+        if refused is not None:
+            return refused
+        if request.params["org"] not in (ORG_ID, ORG_ID18):
+            return SandboxResponse(403, b"Wrong_Org", content_type="text/plain;charset=UTF-8")
+        if request.params["user"] not in (USER_ID, USER_ID18):
+            return SandboxResponse(404, b"Bad_Id", content_type="text/plain;charset=UTF-8")
+        name = self.credentials.username
+        body = {
+            "id": f"{self.base_url()}/id/{ORG_ID18}/{USER_ID18}",
+            "asserted_user": True,
+            "username": name,
+            "nick_name": name.split("@")[0],
+            "display_name": "Demo User",
+            "first_name": "Demo",
+            "last_name": "User",
+            "timezone": "GMT",
+            "photos": {
+                "picture": f"{self.base_url()}/profilephoto/005/F",
+                "thumbnail": f"{self.base_url()}/profilephoto/005/T",
+            },
+            "addr_street": None,
+            "addr_city": None,
+            "addr_state": None,
+            "addr_country": None,
+            "addr_zip": None,
+            "mobile_phone": None,
+            "mobile_phone_verified": False,
+            "status": {"created_date": None, "body": None},
+            "urls": self._urls(),
+            "last_modified_date": "2024-01-01T00:00:00.000+0000",
+            **self._user(),
+        }
+        return SandboxResponse.json(200, body)
+
+    def userinfo(self, request: SandboxRequest) -> SandboxResponse:
+        """OpenID Connect UserInfo (`/services/oauth2/userinfo`); 403 without a valid token."""
+        refused = self._identity_refusal(request)
+        if refused is not None:
+            return refused
+        name = self.credentials.username
+        body = {
+            "sub": f"{self.base_url()}/id/{ORG_ID18}/{USER_ID18}",
+            "preferred_username": name,
+            "nickname": name.split("@")[0],
+            "name": "Demo User",
+            "given_name": "Demo",
+            "family_name": "User",
+            "zoneinfo": "GMT",
+            "photos": {
+                "picture": f"{self.base_url()}/profilephoto/005/F",
+                "thumbnail": f"{self.base_url()}/profilephoto/005/T",
+            },
+            "profile": f"{self.base_url()}/{USER_ID18}",
+            "picture": f"{self.base_url()}/profilephoto/005/F",
+            "address": {},
+            "urls": self._urls(),
+            "updated_at": "2024-01-01T00:00:00Z",
+            **self._user(),
+        }
         return SandboxResponse.json(200, body)
 
     def _check_jwt(self, assertion: str) -> SandboxResponse | None:
@@ -288,14 +606,9 @@ class SalesforceApi:
     def limits(self, request: SandboxRequest) -> SandboxResponse:
         def answer() -> SandboxResponse:
             remaining = max(0, self.daily_limit - self.api_usage)
-            return SandboxResponse.json(
-                200,
-                {
-                    "DailyApiRequests": {"Max": self.daily_limit, "Remaining": remaining},
-                    "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-                    "DataStorageMB": {"Max": 5120, "Remaining": 5000},
-                },
-            )
+            body = {name: {"Max": high, "Remaining": high} for name, high in _FIXED_LIMITS.items()}
+            body["DailyApiRequests"] = {"Max": self.daily_limit, "Remaining": remaining}
+            return SandboxResponse.json(200, dict(sorted(body.items())))
 
         return self._guarded(request, lambda: self._version_ok(request) or answer())
 
@@ -336,31 +649,7 @@ class SalesforceApi:
             if found is None:
                 return _errors(404, "NOT_FOUND", "The requested resource does not exist")
             _, schema = found
-            fields = []
-            for name, kind in schema.fields.items():
-                entry: dict[str, Any] = {
-                    "name": name,
-                    "label": name.removeprefix("conference360__").removesuffix("__c").replace("_", " "),
-                    "type": kind,
-                    "custom": name.endswith("__c"),
-                    "nillable": name
-                    not in ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp"),
-                    "length": 255
-                    if kind in ("string", "picklist", "email")
-                    else (131072 if kind == "textarea" else 0),
-                    "picklistValues": [
-                        {
-                            "active": True,
-                            "defaultValue": i == 0,
-                            "label": value,
-                            "validFor": None,
-                            "value": value,
-                        }
-                        for i, value in enumerate(schema.picklists.get(name, ()))
-                    ],
-                    "referenceTo": [],
-                }
-                fields.append(entry)
+            fields = [_describe_field(schema, name, kind) for name, kind in schema.fields.items()]
             return SandboxResponse.json(
                 200,
                 {
@@ -389,7 +678,9 @@ class SalesforceApi:
         if found is None:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
         name, schema = found
-        record = self.store.salesforce.tables[name].get(request.params["id"])
+        # 15-character ids are accepted as well as 18 (any case of the 18's suffix); answers use 18.
+        record_id = soql.canonical_id(request.params["id"]) or request.params["id"]
+        record = self.store.salesforce.tables[name].get(record_id)
         if record is None or record["IsDeleted"]:
             message = (
                 "entity is deleted"
@@ -468,20 +759,27 @@ class SalesforceApi:
     def query(self, request: SandboxRequest) -> SandboxResponse:
         return self._guarded(request, lambda: self._version_ok(request) or self._run_query(request))
 
-    def _batch_size(self, request: SandboxRequest) -> int:
+    def _batch_size(self, request: SandboxRequest, query: soql.Query) -> int:
+        """Records a page: `Sforce-Query-Options: batchSize=N` (200-2,000, default 2,000), and at
+        most 200 when two or more long text area fields are selected."""
+        batch = MAX_BATCH
         options = request.headers.get("sforce-query-options", "")
         for part in options.split(","):
             key, _, value = part.strip().partition("=")
             if key.lower() == "batchsize" and value.isascii() and value.isdigit():
-                return min(MAX_BATCH, max(200, int(value)))
-        return MAX_BATCH
+                batch = min(MAX_BATCH, max(MIN_BATCH, int(value)))
+        schema = SCHEMAS[query.sobject]
+        if sum(1 for name in query.fields if is_long_text_area(schema, name)) >= 2:
+            batch = min(batch, LONG_TEXT_BATCH)
+        return batch
 
     def _run_query(self, request: SandboxRequest) -> SandboxResponse:
         text = request.arg("q")
         if not text:
             return _errors(400, "MALFORMED_QUERY", "A query string has to be specified")
         try:
-            bound = soql.bind(soql.parse(text), self._schemas)
+            today = datetime.fromtimestamp(self.store.clock.now(), UTC).date()
+            bound = soql.bind(soql.parse(text), self._schemas, today)
         except soql.SoqlError as exc:
             return _errors(400, exc.error_code, exc.message)
         except RecursionError:  # sandbox's choice: a query nested too deeply for the parser
@@ -505,7 +803,7 @@ class SalesforceApi:
             sobject=bound.sobject,
             query=bound,
             all_rows=all_rows,
-            batch=self._batch_size(request),
+            batch=self._batch_size(request, bound),
         )
         locator = f"01g5g{next(self._cursor_ids):010d}"
         return self._page(request, locator, cursor, 0)
@@ -516,8 +814,10 @@ class SalesforceApi:
             platform = self.faults.salesforce
             cursor = self._cursors.get(locator)
             if platform.invalid_locator_nth:
-                self.faults.injected["_locator_calls"] += 1
-                if self.faults.injected["_locator_calls"] in platform.invalid_locator_nth:
+                with self._lock:
+                    platform.locator_calls += 1
+                    nth = platform.locator_calls
+                if nth in platform.invalid_locator_nth:
                     self.faults.injected["invalid_locator"] += 1
                     cursor = None
                     self._cursors.pop(locator, None)
@@ -529,7 +829,11 @@ class SalesforceApi:
 
     def _page(self, request: SandboxRequest, locator: str, cursor: _Cursor, offset: int) -> SandboxResponse:
         version = request.params["version"]
-        chunk = cursor.ids[offset : offset + cursor.batch]
+        size = cursor.batch
+        if self.smaller_batches:  # "the returned batch size can be lower than ... set in the request"
+            with self._lock:
+                size = self._batch_rng.randint(1, cursor.batch)
+        chunk = cursor.ids[offset : offset + size]
         table = self.store.salesforce.tables[cursor.sobject]
         url_prefix = f"/services/data/v{version}/sobjects/{cursor.sobject}/"
         records = []
@@ -549,10 +853,12 @@ class SalesforceApi:
         else:
             cursor.last_used = time.monotonic()
             self._cursors[locator] = cursor
-            kind = "queryAll" if cursor.all_rows else "query"
-            body["nextRecordsUrl"] = f"/services/data/v{version}/{kind}/{locator}-{end}"
+            # Salesforce's queryAll answers continue under /query/ too (REST API guide, QueryAll).
+            body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{end}"
         body["records"] = records
-        return SandboxResponse.json(200, body)
+        response = SandboxResponse.json(200, body)
+        response.tags = {"locator": locator, "all_rows": cursor.all_rows}
+        return response
 
     # ------------------------------------------------------------------ Apex REST
     def session_registration(self, request: SandboxRequest) -> SandboxResponse:
@@ -571,6 +877,7 @@ class SalesforceApi:
             return _errors(400, "JSON_PARSER_ERROR", f"Unexpected character in request body: {exc}")
         if not isinstance(payload, dict):
             return _errors(400, "JSON_PARSER_ERROR", "Expected a JSON object for the request body")
+        _canonical_ids(payload)
         problem = self._validate_registration(payload)
         if problem:
             return SandboxResponse.json(400, {"error": problem})

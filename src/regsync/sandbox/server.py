@@ -12,6 +12,7 @@ import math
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,13 @@ from regsync.sandbox.http import (
     SandboxRequest,
     SandboxResponse,
     serve_in_thread,
+)
+from regsync.sandbox.network import (
+    Latency,
+    LongRunningLimit,
+    NetworkConfigError,
+    NetworkModel,
+    RateLimit,
 )
 from regsync.sandbox.salesforce import SalesforceApi, SalesforceCredentials
 from regsync.sandbox.store import SCHEMAS, SandboxStore
@@ -80,15 +88,25 @@ class Sandbox:
         fault_seed: int = 0,
         daily_limit: int = 5_000_000,
         keep_bodies: bool = True,
+        latency: str | Mapping[str, Latency] | None = None,
+        rate_limit: str | Mapping[str, RateLimit] | None = None,
+        long_running: str | LongRunningLimit | None = None,
+        smaller_batches: bool = False,
     ) -> None:
+        """`latency` (`"checkfront=100ms,salesforce=300ms+-50ms"`), `rate_limit`
+        (`"checkfront=20/s,burst=40"`) and `long_running` (`"25,after=20s"`) set the network model
+        (`sandbox.network`, docs/sandbox.md); they may also be changed while it runs.
+        `smaller_batches`: query pages hold 1..batch records instead of the full batch."""
         self.store = store or SandboxStore()
         self.host = host
         self.port = port
         self.credentials = credentials
         self.faults = FaultInjector(seed=fault_seed)
+        self.faults.network.configure(latency=latency, rate_limit=rate_limit, long_running=long_running)
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="regsync-sandbox-"))
         self.daily_limit = daily_limit
+        self.smaller_batches = smaller_batches
         self.keep_bodies = keep_bodies
         self.truth: Any = None
         self.dataset: Any = None  # DatasetInfo when loaded from a file (anchor, shift applied)
@@ -117,6 +135,12 @@ class Sandbox:
         sandbox.dataset = load_dataset(path, sandbox.store)
         return sandbox
 
+    @property
+    def network(self) -> NetworkModel:
+        """Latency, rate limits and the long-running limit on the HTTP path, and their counters
+        (`network.rate_limited`: the 429s the Checkfront limiter sent)."""
+        return self.faults.network
+
     # ------------------------------------------------------------------ lifecycle
     @property
     def base_url(self) -> str:
@@ -144,6 +168,7 @@ class Sandbox:
             base_url=lambda: self.base_url,
             faults=self.faults,
             daily_limit=self.daily_limit,
+            smaller_batches=self.smaller_batches,
         )
         from regsync.sandbox.checkfront import CheckfrontApi
 
@@ -168,6 +193,7 @@ class Sandbox:
         server.fault_hook = self.faults.before
         server.after_hook = self.faults.after
         server.keep_bodies = self.keep_bodies
+        server.network = self.faults.network
         self._server = server
         self._thread = serve_in_thread(server)
         return self
@@ -330,6 +356,9 @@ class Sandbox:
             Route("GET", r"/__sandbox/faults", self._admin_fault_summary, "sandbox.faults"),
             Route("POST", r"/__sandbox/clock", self._admin_clock, "sandbox.clock"),
             Route("GET", r"/__sandbox/state", self._admin_state, "sandbox.state"),
+            Route("GET", r"/__sandbox/network", self._admin_network, "sandbox.network"),
+            Route("POST", r"/__sandbox/network", self._admin_set_network, "sandbox.network.set"),
+            Route("DELETE", r"/__sandbox/network", self._admin_reset_network, "sandbox.network.reset"),
         ]
 
     def _admin_requests(self, request: SandboxRequest) -> SandboxResponse:
@@ -347,6 +376,7 @@ class Sandbox:
                     "status": r.status,
                     "endpoint": r.endpoint,
                     "fault": r.fault,
+                    "tags": r.tags,
                     "body": r.body.decode("utf-8", "replace"),
                 }
                 for r in self.requests
@@ -371,6 +401,22 @@ class Sandbox:
 
     def _admin_fault_summary(self, request: SandboxRequest) -> SandboxResponse:
         return SandboxResponse.json(200, self.faults.summary())
+
+    def _admin_network(self, request: SandboxRequest) -> SandboxResponse:
+        return SandboxResponse.json(200, self.network.summary())
+
+    def _admin_set_network(self, request: SandboxRequest) -> SandboxResponse:
+        try:
+            self.network.load(orjson.loads(request.body or b"null"))
+        except (orjson.JSONDecodeError, NetworkConfigError) as exc:
+            return SandboxResponse.json(400, {"error": str(exc)})
+        return SandboxResponse.json(200, self.network.summary())
+
+    def _admin_reset_network(self, request: SandboxRequest) -> SandboxResponse:
+        self.network.reset()
+        if request.arg("counts") == "clear":
+            self.network.clear_counts()
+        return SandboxResponse.json(200, self.network.summary())
 
     def _admin_clock(self, request: SandboxRequest) -> SandboxResponse:
         try:

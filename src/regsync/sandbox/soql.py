@@ -345,6 +345,41 @@ _DATE_LITERAL = re.compile(
 )
 
 
+# The date literals the sandbox answers (Salesforce's "Date Formats and Date Literals in WHERE"):
+# each is a range of whole days [start, end) in the user's time zone (UTC in the sandbox).
+_DATE_RANGE = "date_range"
+_RELATIVE_DAYS = ("TODAY", "YESTERDAY", "TOMORROW", "THIS_MONTH", "LAST_MONTH", "NEXT_MONTH")
+_N_DAYS = ("LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO")
+
+
+def date_literal_range(literal: str, today: date) -> tuple[date, date]:
+    """[start, end) of a date literal relative to `today`, as Salesforce documents them: TODAY is
+    today from 00:00 for 24 hours; LAST_N_DAYS:n starts n days ago and includes today (":1" is
+    yesterday and today); NEXT_N_DAYS:n starts tomorrow and lasts n days (not today); N_DAYS_AGO:n
+    is the one day n days ago; THIS_MONTH, LAST_MONTH and NEXT_MONTH are whole calendar months."""
+    word, _, amount = literal.partition(":")
+    n = int(amount or 0)
+    day = timedelta(days=1)
+    if word == "TODAY":
+        return today, today + day
+    if word == "YESTERDAY":
+        return today - day, today
+    if word == "TOMORROW":
+        return today + day, today + 2 * day
+    if word == "LAST_N_DAYS":
+        return today - n * day, today + day
+    if word == "NEXT_N_DAYS":
+        return today + day, today + (n + 1) * day
+    if word == "N_DAYS_AGO":
+        return today - n * day, today - (n - 1) * day
+    first = today.replace(day=1)
+    if word == "LAST_MONTH":
+        first = (first - day).replace(day=1)
+    elif word == "NEXT_MONTH":
+        first = (first + 32 * day).replace(day=1)
+    return first, (first + 32 * day).replace(day=1)
+
+
 def _unsupported(text: str, pos: int, what: str) -> SoqlError:
     return SoqlError(
         MALFORMED,
@@ -600,6 +635,17 @@ class _Parser:
                 self.advance()
                 return _Literal("null", word, token.pos)
             colon = self.is_punct(":", self.peek())
+            if word in _RELATIVE_DAYS and not colon:
+                self.advance()
+                return _Literal(_DATE_RANGE, word, token.pos)
+            if word in _N_DAYS and colon:
+                amount = self.peek(2)
+                if amount.kind != _NUMBER or not amount.text.isdigit():
+                    raise self.error(self.peek(2), f" (expected a whole number of days after {token.text}:)")
+                self.advance()
+                self.advance()
+                self.advance()
+                return _Literal(_DATE_RANGE, f"{word}:{int(amount.text)}", token.pos)
             if colon or _DATE_LITERAL.fullmatch(token.text):
                 literal = token.text + (f":{self.peek(2).text}" if colon else "")
                 raise _unsupported(self.text, token.pos, f"The date literal {literal}")
@@ -721,9 +767,15 @@ class Query:
     is_count: bool
 
 
-def bind(parsed: ParsedQuery, schemas: Mapping[str, tuple[str, Mapping[str, str]]]) -> Query:
-    """Resolve names against `schemas` (lower-cased object name -> (canonical, field types))."""
+def bind(
+    parsed: ParsedQuery,
+    schemas: Mapping[str, tuple[str, Mapping[str, str]]],
+    today: date | None = None,
+) -> Query:
+    """Resolve names against `schemas` (lower-cased object name -> (canonical, field types));
+    date literals (TODAY, LAST_N_DAYS:n, ...) count from `today` (default: today in UTC)."""
     text = parsed.text
+    today = today or datetime.now(UTC).date()
     found = schemas.get(parsed.sobject.text.lower())
     if found is None:
         raise SoqlError(
@@ -779,7 +831,7 @@ def bind(parsed: ParsedQuery, schemas: Mapping[str, tuple[str, Mapping[str, str]
             return Not(bind_expr(expr.item))
         canonical, ftype = resolve(expr.field)
         kind = kind_of(expr.field, canonical, ftype, "filtered")
-        return _bind_field_expr(text, expr, canonical, kind)
+        return _bind_field_expr(text, expr, canonical, kind, today)
 
     where = bind_expr(parsed.where) if parsed.where is not None else None
 
@@ -803,8 +855,14 @@ def bind(parsed: ParsedQuery, schemas: Mapping[str, tuple[str, Mapping[str, str]
     )
 
 
-def _bind_field_expr(text: str, expr: _FieldExpr, field: str, kind: str) -> Condition:
+def _bind_field_expr(text: str, expr: _FieldExpr, field: str, kind: str, today: date) -> Condition:
     op = expr.op
+    if isinstance(expr.value, _Literal) and expr.value.kind == _DATE_RANGE:
+        return _bind_date_range(text, expr, field, kind, today)
+    if isinstance(expr.value, tuple):
+        for literal in expr.value:
+            if literal.kind == _DATE_RANGE:
+                raise _unsupported(text, literal.pos, f"The date literal {literal.text} in an IN list")
     if op == "LIKE":
         assert isinstance(expr.value, _Literal)
         literal = expr.value
@@ -837,6 +895,38 @@ def _bind_field_expr(text: str, expr: _FieldExpr, field: str, kind: str) -> Cond
             )
     value = _coerce(text, literal, field, kind, equality=op in ("=", "!="))
     return Comparison(field, kind, op, value)
+
+
+def _bind_date_range(text: str, expr: _FieldExpr, field: str, kind: str, today: date) -> Condition:
+    """A date literal is a range: `=` is inside it, `!=` outside, `<`/`>=` against its start,
+    `<=`/`>` against its end (Salesforce: "use = to find values in the range, > or < for either side")."""
+    literal = expr.value
+    assert isinstance(literal, _Literal)
+    if expr.op == "LIKE" or kind not in ("date", "datetime"):
+        raise _type_mismatch(text, literal, field, kind)
+    try:
+        start, end = date_literal_range(literal.text, today)
+    except (OverflowError, ValueError):
+        raise SoqlError(
+            MALFORMED, _located(text, literal.pos, f"invalid date literal: {literal.text}")
+        ) from None
+
+    def wire(day: date) -> str:
+        return day.isoformat() if kind == "date" else f"{day.isoformat()}T00:00:00.000+0000"
+
+    low, high = Comparison(field, kind, ">=", wire(start)), Comparison(field, kind, "<", wire(end))
+    op = expr.op
+    if op == "=":
+        return BoolOp("AND", (low, high))
+    if op == "!=":
+        return Not(BoolOp("AND", (low, high)))
+    if op == "<":
+        return Comparison(field, kind, "<", wire(start))
+    if op == ">=":
+        return low
+    if op == "<=":
+        return high
+    return Comparison(field, kind, ">=", wire(end))  # ">": after the whole range
 
 
 def _type_mismatch(text: str, literal: _Literal, field: str, kind: str) -> SoqlError:

@@ -93,6 +93,23 @@ class ObjectSchema:
     key_prefix: str
     fields: dict[str, str]  # API name -> SOAP-ish type (id, string, datetime, boolean, ...)
     picklists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)  # lookup field -> the object it points at
+    lengths: dict[str, int] = field(default_factory=dict)  # text lengths other than the type's default
+
+
+# Lengths by type when a field does not say otherwise (Salesforce's describe `length`).
+TYPE_LENGTHS = {"string": 255, "picklist": 255, "email": 80, "textarea": 255, "id": 18, "reference": 18}
+LONG_TEXT_LENGTH = 131072  # a Long Text Area's maximum, as the ERS's JSON fields are
+
+
+def field_length(schema: ObjectSchema, name: str) -> int:
+    return schema.lengths.get(name, TYPE_LENGTHS.get(schema.fields[name], 0))
+
+
+def is_long_text_area(schema: ObjectSchema, name: str) -> bool:
+    """A Long Text Area (describe: type textarea, length over 255); not filterable or sortable, and
+    two of them in one SELECT cap query batches at 200."""
+    return schema.fields.get(name) == "textarea" and field_length(schema, name) > 255
 
 
 EVENT = "conference360__Event__c"
@@ -129,6 +146,7 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 # The org's own integration field: which Checkfront item sells this Session.
                 "Checkfront_Item_Id__c": "string",
             },
+            references={"conference360__Event__c": EVENT},
         ),
         ObjectSchema(
             ATTENDEE,
@@ -151,6 +169,7 @@ SCHEMAS: dict[str, ObjectSchema] = {
                     "Invited",
                 )
             },
+            references={"conference360__Event__c": EVENT},
         ),
         ObjectSchema(
             SESSION_ATTENDEE,
@@ -163,6 +182,7 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 "conference360__Registration_Status__c": "picklist",
             },
             {"conference360__Registration_Status__c": ("Registered", "Waitlisted - Pending")},
+            references={"conference360__Session__c": SESSION, "conference360__Attendee__c": ATTENDEE},
         ),
         ObjectSchema(
             REGISTRATION,
@@ -180,6 +200,11 @@ SCHEMAS: dict[str, ObjectSchema] = {
                 "Checkfront_Booking_Code__c": "string",
             },
             {"conference360__Status__c": REGISTRATION_STATUSES},
+            references={"conference360__Event__c": EVENT},
+            lengths={
+                "conference360__Attendee_JSON__c": LONG_TEXT_LENGTH,
+                "conference360__Error_Message__c": LONG_TEXT_LENGTH,
+            },
         ),
     )
 }

@@ -557,6 +557,32 @@ def save_expected(path: Path, data: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+# -- golden snapshots: their own files, written by a recording, compared by a replay ----------------
+# A golden value (row counts, API call counts, waits) has no oracle but the run that produced it:
+# comparing it while recording would compare a value with itself. So a recording only writes it, to
+# a file of its own that a review reads in the diff, and only a replay compares.
+
+SNAPSHOT_DIR = "snapshots"
+
+
+def snapshot_path(cassette_dir: Path, name: str) -> Path:
+    """Where a scenario's golden snapshots live: `<cassette dir>/snapshots/<name>.json`."""
+    return cassette_dir / SNAPSHOT_DIR / f"{name}.json"
+
+
+def load_snapshots(path: Path) -> dict[str, Any]:
+    """A scenario's snapshots ({} when it records none: no file)."""
+    return load_expected(path) if path.exists() else {}
+
+
+def save_snapshots(path: Path, snapshots: Mapping[str, Any]) -> None:
+    """Write the snapshots a recording produced (none: remove the file)."""
+    if snapshots:
+        save_expected(path, snapshots)
+    else:
+        path.unlink(missing_ok=True)
+
+
 # -- leak scanning ----------------------------------------------------------------------------------
 
 LEAK_PATTERNS: dict[str, re.Pattern[str]] = {

@@ -33,7 +33,8 @@ from regsync.testing.crash import (
 from regsync.testing.writes import writes_sent_twice
 from regsync.warehouse.actions_tables import actions
 from regsync.warehouse.engine import make_engine
-from regsync.warehouse.tables import bookings, metadata, runs
+from regsync.warehouse.schema import metadata
+from regsync.warehouse.tables import bookings, runs
 
 # What a concurrent command may exit with: done, partly done, refused by the lock, mismatches found.
 ALLOWED_EXITS = frozenset({ExitCode.OK, ExitCode.PARTIAL, ExitCode.LOCK_HELD, ExitCode.MISMATCHES})

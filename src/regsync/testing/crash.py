@@ -154,7 +154,10 @@ def compare(
 def _is_state_page(request: LoggedRequest) -> bool:
     """A pull page whose load writes a watermark (SOQL window pages, booking index pages)."""
     if request.endpoint in ("salesforce.query", "salesforce.query_more"):
-        return "/queryAll" in request.path  # the pull reads deleted rows too; re-reads do not
+        # The pull reads deleted rows too (queryAll); re-reads do not. A queryAll cursor's
+        # nextRecordsUrl continues under /query/, so its pages are told by the cursor the sandbox
+        # logged, not by the path.
+        return bool(request.tags.get("all_rows")) or "/queryAll" in request.path
     return request.endpoint == "checkfront.booking.index"
 
 

@@ -28,7 +28,6 @@ so hypothesis shrinks a failure there; `run_hostile` counts. Needs hypothesis (a
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -332,16 +331,60 @@ def good_booking_detail() -> dict[str, Any]:
     }
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every key path of a template (containers and leaves): where a hostile value may go."""
-    found = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
+# Mutations go at most this deep: the templates' own fields are a few levels down; a hostile value
+# planted earlier can be ~1,000 levels deep, and its inside is no more hostile than the value itself.
+MAX_MUTATION_DEPTH = 12
+
+
+def _paths(node: Any) -> list[tuple[Any, ...]]:
+    """Every key path of a template (containers and leaves) where a hostile value may go.
+
+    Iterative and depth-bounded: a template may hold a deep structure drawn a moment before (a
+    Checkfront envelope around a 1,000-level booking session), and recursing through it once raised
+    RecursionError in the strategy itself.
+    """
+    found: list[tuple[Any, ...]] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), node)]
+    while stack:
+        prefix, value = stack.pop()
+        if prefix:
+            found.append(prefix)
+        if len(prefix) >= MAX_MUTATION_DEPTH:
+            continue
+        if isinstance(value, dict):
+            children = list(value.items())
+        elif isinstance(value, list):
+            children = list(enumerate(value))
+        else:
+            continue
+        stack.extend(((*prefix, key), child) for key, child in reversed(children))
     return found
+
+
+def _copy_tree(node: Any) -> Any:
+    """A copy of nested dicts and lists (the leaves are shared), at any depth, without recursion.
+
+    copy.deepcopy recurses two frames per level: a template wrapping a ~1,000-level structure
+    raised RecursionError, and hypothesis saved the failing example, so every later run failed too.
+    """
+    if not isinstance(node, dict | list):
+        return node
+    root: Any = {} if isinstance(node, dict) else []
+    stack: list[tuple[Any, Any]] = [(node, root)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, dict | list):
+                child: Any = {} if isinstance(value, dict) else []
+                stack.append((value, child))
+            else:
+                child = value
+            if isinstance(target, dict):
+                target[key] = child
+            else:
+                target.append(child)
+    return root
 
 
 _GONE = object()
@@ -357,7 +400,7 @@ def _child(node: Any, step: Any) -> Any:
 
 def _mutate(template: dict[str, Any], changes: list[tuple[tuple[Any, ...], str, Any]]) -> dict[str, Any]:
     """A copy of `template` with values set, deleted or keys added at the given paths."""
-    record = copy.deepcopy(template)
+    record: dict[str, Any] = _copy_tree(template)
     for path, action, value in changes:
         parent: Any = record
         for step in path[:-1]:

@@ -287,11 +287,11 @@ def _install(
     used = sandbox.salesforce.api_usage
     platform: dict[str, Any] = {}
     if plan.token_expire_in is not None:
-        platform["token_expire_after"] = used + plan.token_expire_in
+        platform["token_expire_after"] = plan.token_expire_in  # counted from when the plan is added
     if plan.query_timeout_days is not None:
         platform["query_timeout_window_s"] = plan.query_timeout_days * 86400
     if plan.request_limit_in is not None:
-        platform["request_limit_after"] = used + plan.request_limit_in
+        platform["request_limit_after"] = plan.request_limit_in
     sandbox.faults.load({"seed": seed, "rules": rules, "salesforce": platform})
     if plan.governor_in is not None:
         # The org's limit, as Sforce-Limit-Info reports it, is reached after a few more calls.

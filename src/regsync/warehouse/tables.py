@@ -1,4 +1,7 @@
-"""The warehouse's tables as SQLAlchemy Core (created by Alembic migrations, never create_all)."""
+"""The warehouse's tables as SQLAlchemy Core (created by Alembic migrations, never create_all).
+
+`metadata` is shared by every table module; `regsync.warehouse.schema` imports them all onto it.
+"""
 
 from __future__ import annotations
 

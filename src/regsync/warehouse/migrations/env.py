@@ -5,8 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from regsync.warehouse import actions_tables, lock_tables, reconcile_tables  # noqa: F401  (register their tables)
-from regsync.warehouse.tables import metadata
+from regsync.warehouse.schema import metadata  # every table module, imported explicitly
 
 config = context.config
 target_metadata = metadata
