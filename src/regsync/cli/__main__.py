@@ -2,4 +2,5 @@
 
 from regsync.cli import app
 
-app(prog_name="regsync")
+if __name__ == "__main__":  # importing this module (a walk over the package) runs nothing
+    app(prog_name="regsync")
