@@ -57,6 +57,9 @@ def registration(
         "system_modstamp": created,
         "is_deleted": deleted,
         "synced_at": NOW,
+        "amount_exact": None,
+        "unreadable": None,
+        "unreadable_parts": None,
     }
 
 

@@ -26,6 +26,7 @@ RANKS: dict[str, int] = {
     "regsync.errors": 0,
     "regsync.exitcodes": 0,
     "regsync.logs": 0,
+    "regsync.definitions": 0,  # the domain's words: statuses, default thresholds, part names
     "regsync.settings": 1,  # every section's model: imports nothing of regsync's above errors
     "regsync.config": 2,  # the loader and the root Settings
     "regsync.clients": 3,  # HTTP: Salesforce, Checkfront, the retry policy
@@ -190,12 +191,13 @@ def test_no_workarounds_for_cycles() -> None:
 
 
 # What `import regsync.normalize.salesforce` may load: the settings section it reads, the JSON
-# helper, the error tree (11 modules). Before the settings moved to the bottom it loaded 20 (config
+# helper, the domain's words, the error tree (12 modules). Before the settings moved to the bottom it loaded 20 (config
 # pulled in the reconcile rules, the warehouse tables, metrics and freshness).
 NORMALIZE_NEEDS = {
     "regsync",
     "regsync.clients",
     "regsync.clients.lenient_json",
+    "regsync.definitions",
     "regsync.errors",
     "regsync.normalize",
     "regsync.normalize.coerce",
@@ -220,8 +222,8 @@ def test_a_stage_loads_only_what_it_needs(module: str, allowed: set[str] | None)
             [sys.executable, "-c", code], check=True, capture_output=True, text=True
         ).stdout.split()
     )
-    if allowed is None:  # a settings module: nothing of regsync's but the settings package
-        assert {unit_of(m) for m in loaded} <= {"regsync", "regsync.settings"}
+    if allowed is None:  # a settings module: nothing of regsync's but the settings and the words
+        assert {unit_of(m) for m in loaded} <= {"regsync", "regsync.settings", "regsync.definitions"}
     else:
         assert loaded == allowed
 

@@ -69,21 +69,99 @@ def test_registration_rows() -> None:
         ({"conference360__Status__c": "Complete"}, "unknown value 'Complete'"),
         ({"SystemModstamp": 12345}, "SystemModstamp"),
         ({"SystemModstamp": "yesterday"}, "not a datetime"),
-        ({"conference360__Amount__c": "lots"}, "not an amount"),
-        ({"conference360__Amount__c": True}, "boolean"),
-        ({"conference360__Attendee_JSON__c": "{not json"}, "not valid JSON"),
-        ({"conference360__Attendee_JSON__c": "[1,2]"}, "must be a JSON object"),
-        (
-            {"conference360__Attendee_JSON__c": json.dumps({"attendeeList": [{"id": "x"}]})},
-            "not a Salesforce id",
-        ),
         ({"Id": "short"}, "not a Salesforce id"),
         ({"IsDeleted": "no"}, "IsDeleted"),
+        ({"CreatedDate": None}, "CreatedDate"),
     ],
 )
 def test_bad_registrations_are_rejected_with_a_reason(overrides: dict[str, Any], reason: str) -> None:
+    """Only an unreadable identity (Id, IsDeleted, Status, the dates) rejects a registration."""
     with pytest.raises(RecordRejected, match=reason):
         normalize_registration(registration(**overrides), FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "parts", "reason"),
+    [
+        ({"conference360__Amount__c": "lots"}, ",amount,", "not an amount"),
+        ({"conference360__Amount__c": True}, ",amount,", "boolean"),
+        ({"conference360__Amount__c": 1e16}, ",amount,", "out of range"),
+        ({"conference360__Attendee_JSON__c": "{not json"}, ",attendees,booking_session,", "not valid JSON"),
+        ({"conference360__Attendee_JSON__c": "[1,2]"}, ",attendees,booking_session,", "JSON object"),
+        ({"conference360__Attendee_JSON__c": "42"}, ",attendees,booking_session,", "JSON object"),
+        (
+            {"conference360__Attendee_JSON__c": json.dumps({"attendeeList": [{"id": "x"}]})},
+            ",attendees,",
+            "not a Salesforce id",
+        ),
+        (
+            {"conference360__Attendee_JSON__c": json.dumps({"attendeeList": [{"sessionIds": [S1]}]})},
+            ",attendees,",
+            "not a Salesforce id",
+        ),
+        (
+            {
+                "conference360__Attendee_JSON__c": json.dumps(
+                    {"attendeeList": [{"id": ATT1, "sessionIds": [S1, ""]}]}
+                )
+            },
+            ",attendees,",
+            "sessionIds",
+        ),
+        (
+            {
+                "conference360__Attendee_JSON__c": json.dumps(
+                    {"attendeeList": [{"id": ATT1, "sessionIds": [None]}]}
+                )
+            },
+            ",attendees,",
+            "sessionIds",
+        ),
+        ({"Checkfront_Booking_Code__c": 17}, ",booking_code,", "expected text"),
+    ],
+)
+def test_finding_1_partly_read_registrations_keep_identity_and_links(
+    overrides: dict[str, Any], parts: str, reason: str
+) -> None:
+    """Finding 1: one unreadable part no longer drops the registration; it says what and why."""
+    rows = normalize_registration(registration(**overrides), FIELDS)
+    row = rows.registration
+    assert (row["id"], row["status"]) == (ERS, "Draft")
+    assert row["system_modstamp"] is not None
+    assert row["unreadable_parts"] == parts
+    assert reason in row["unreadable"]
+
+
+def test_finding_1_amounts_up_to_16_integer_digits_and_sub_cent_digits() -> None:
+    for value, amount in (("9999999999999999.99", "9999999999999999.99"), (1e12, "1000000000000")):
+        row = normalize_registration(registration(conference360__Amount__c=value), FIELDS).registration
+        assert row["unreadable"] is None
+        assert row["amount"] == Decimal(amount)
+    exact = normalize_registration(registration(conference360__Amount__c=100.005), FIELDS).registration
+    assert exact["amount"] == Decimal("100.005")
+    assert exact["amount_exact"] == "100.005"
+    assert (
+        normalize_registration(registration(conference360__Amount__c=100.5), FIELDS).registration[
+            "amount_exact"
+        ]
+        is None
+    )
+
+
+def test_finding_1_a_truncated_payload_keeps_its_legible_booking_session() -> None:
+    text = json.dumps({"sessionId": "cart-123", "attendeeList": [{"id": ATT1, "sessionIds": [S1]}]})
+    row = normalize_registration(registration(conference360__Attendee_JSON__c=text[:40]), FIELDS).registration
+    assert row["booking_session_id"] == "cart-123"
+    assert row["unreadable_parts"] == ",attendees,booking_session,"
+
+
+def test_the_same_session_twice_is_one_seat_and_codes_are_trimmed_upper_case() -> None:
+    text = json.dumps({"sessionId": "c", "attendeeList": [{"id": ATT1, "sessionIds": [S1, S1]}]})
+    row = normalize_registration(
+        registration(conference360__Attendee_JSON__c=text, Checkfront_Booking_Code__c="  cfpp-1 "), FIELDS
+    ).registration
+    assert row["seats_needed"] == 1
+    assert row["booking_code"] == "CFPP-1"
 
 
 def test_unicode_and_empty_payloads() -> None:

@@ -20,6 +20,7 @@ from regsync.clients.factory import make_clients
 from regsync.clients.salesforce import SalesforceClient
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
+from regsync.definitions import REGISTRATION_STATUSES
 from regsync.errors import (
     ApiError,
     AuthenticationError,
@@ -33,7 +34,6 @@ from regsync.exitcodes import ExitCode
 from regsync.extract.soql import identifier, in_list
 from regsync.normalize import coerce
 from regsync.normalize.checkfront import missing_booking_session, normalize_booking_session
-from regsync.normalize.salesforce import REGISTRATION_STATUSES
 from regsync.settings.actions import ActionSettings
 from regsync.warehouse.actions_tables import actions
 from regsync.warehouse.batching import batched
@@ -142,7 +142,8 @@ def plan(
     """What a run would do at `now`, from the warehouse alone, with every draft and session explained."""
     if engine is None:
         engine = open_warehouse_locked(settings.warehouse.url)
-    scope = Scope(policy_of(settings, action_settings), now or utcnow(), older_than_s)
+    fields = settings.salesforce.registration_fields
+    scope = Scope(policy_of(settings, action_settings), now or utcnow(), older_than_s, fields)
     with engine.connect() as connection:
         return make_plan(connection, scope, _kinds(kinds), limit=limit, explained=explained)
 
@@ -190,7 +191,8 @@ def run_actions(
     report.run_id = start_run(engine, JOBS[chosen[0]] if len(chosen) == 1 else BOTH_JOB)
     run = _Run(settings, policy, engine, salesforce, checkfront, report)
     try:
-        _execute(run, chosen, Scope(policy, now, older_than_s), limit)
+        scope = Scope(policy, now, older_than_s, settings.salesforce.registration_fields)
+        _execute(run, chosen, scope, limit)
     except QuotaExhaustedError as exc:
         report.outcome, report.message = "deferred", str(exc)
     except Exception as exc:

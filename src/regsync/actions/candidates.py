@@ -7,23 +7,29 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, and_, case, exists, func, select
+import orjson
+from sqlalchemy import Connection, RowMapping, Select, and_, case, exists, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from regsync import definitions as words
 from regsync.actions.journal import END, SUBMIT, holds_key
+from regsync.normalize.salesforce import booking_session_ids_in
 from regsync.settings.actions import ActionSettings
+from regsync.settings.salesforce import RegistrationFields
 from regsync.warehouse.actions_tables import actions
 from regsync.warehouse.batching import batched
 from regsync.warehouse.tables import (
     booking_sessions,
     bookings,
+    quarantine,
     registration_attendee_sessions,
     registration_attendees,
     registrations,
 )
 
-IN_PROGRESS_STATUSES = ("Draft", "To Process")
+IN_PROGRESS_STATUSES = words.IN_PROGRESS_STATUSES
 SELECTED = {SUBMIT: "pending", END: "stale"}
+REGISTRATIONS_SOURCE = "salesforce.registrations"
 CHUNK = 500
 
 r, b, bs, a = registrations, bookings, booking_sessions, actions
@@ -37,9 +43,61 @@ class Scope:
     settings: ActionSettings
     now: datetime
     older_than_s: int | None = None
+    # Where a quarantined registration's raw record names its booking session (fail-safe holds).
+    registration_fields: RegistrationFields = field(default_factory=RegistrationFields)
 
     def ago(self, seconds: float) -> datetime:
         return self.now - timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class QuarantineHolds:
+    """What quarantined registrations (not loaded: their identity is unreadable) hold against ends.
+
+    `named`: booking session id -> a quarantined record naming it; `unknown`: records whose raw
+    payload names a booking session that cannot be made out (then every end is held).
+    """
+
+    named: dict[str, str]
+    unknown: tuple[str, ...]
+
+
+def quarantine_holds(connection: Connection, fields: RegistrationFields) -> QuarantineHolds:
+    """Read the booking session ids out of the open quarantined registrations' raw payloads.
+
+    One pass over the open quarantine rows of registrations only (a handful, not the warehouse).
+    """
+    named: dict[str, str] = {}
+    unknown: list[str] = []
+    # A partly read registration is loaded (and also open in the quarantine, to be read again):
+    # its warehouse row holds what it names, so only the registrations that could not load count.
+    loaded = select(registrations.c.id).where(registrations.c.unreadable_parts.is_not(None))
+    query = select(quarantine.c.record_id, quarantine.c.payload).where(
+        quarantine.c.source == REGISTRATIONS_SOURCE,
+        quarantine.c.resolved_at.is_(None),
+        quarantine.c.record_id.not_in(loaded),
+    )
+    for record_id, text in connection.execute(query):
+        try:
+            record = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            record = None
+        ids = booking_session_ids_in(record, fields)
+        for ident in ids:
+            named.setdefault(ident, record_id)
+        if not ids and _names_a_booking_session(record, text, fields):
+            unknown.append(record_id)
+    return QuarantineHolds(named, tuple(sorted(set(unknown))))
+
+
+def _names_a_booking_session(record: Any, text: str, fields: RegistrationFields) -> bool:
+    """The raw record mentions a booking session that could not be read (so it may need any)."""
+    if not isinstance(record, dict):
+        return "sessionId" in text or bool(fields.checkfront_session and fields.checkfront_session in text)
+    if fields.checkfront_session and record.get(fields.checkfront_session) not in (None, ""):
+        return True
+    payload = record.get(fields.attendee_json)
+    return payload not in (None, "") and "sessionId" in str(payload)
 
 
 @dataclass(frozen=True)
@@ -103,7 +161,7 @@ def _too_recent(scope: Scope, at: Any) -> list[tuple[ColumnElement[bool], str]]:
 
 
 def _draft() -> tuple[ColumnElement[bool], ...]:
-    return (r.c.status == "Draft", r.c.is_deleted.is_(False))
+    return (r.c.status == words.PENDING_STATUS, r.c.is_deleted.is_(False))
 
 
 def _attendee_stats() -> Any:
@@ -148,6 +206,7 @@ def registration_reasons(scope: Scope) -> Select[Any]:
     reason = case(
         (r.c.created_at >= scope.ago(settings.in_flight_s), "in_flight"),
         *_too_recent(scope, r.c.created_at),
+        (r.c.unreadable_parts.is_not(None), "partly_read"),  # never submit what is not fully read
         (r.c.booking_code.is_(None), "no_booking"),
         (b.c.booking_id.is_(None), "booking_unknown"),
         (b.c.status_id.not_in(settings.confirmed_statuses), "booking_unconfirmed"),
@@ -162,12 +221,39 @@ def registration_reasons(scope: Scope) -> Select[Any]:
         .outerjoin(a, _held(SUBMIT, r.c.id))
     )
     columns = _columns(r.c.id, reason, r.c.created_at, r.c.booking_code, b.c.status_id)
-    return select(*columns, stats.c.attendees.label("attendees")).select_from(source).where(*_draft())
+    extra = (stats.c.attendees.label("attendees"), r.c.unreadable.label("unreadable"))
+    return select(*columns, *extra).select_from(source).where(*_draft())
 
 
-def booking_session_reasons(scope: Scope) -> Select[Any]:
-    """Every known alive booking session with "stale" (docs/rules.md) or the first rule it fails."""
+def booking_session_reasons(scope: Scope, holds: QuarantineHolds | None = None) -> Select[Any]:
+    """Every known alive booking session with "stale" (docs/rules.md) or the first rule it fails.
+
+    Fail safe: a booking session is never ended while a registration naming it is not fully read
+    (partly read, or quarantined with the id legible in its raw payload), nor at all while a
+    registration's unreadable link could name it; `holds` are the quarantined ones.
+    """
     settings = scope.settings
+    holds = holds or QuarantineHolds({}, ())
+    partly_read = r.alias("partly_read")
+    held_by = (
+        select(func.min(partly_read.c.id))
+        .where(partly_read.c.booking_session_id == bs.c.id, partly_read.c.unreadable_parts.is_not(None))
+        .scalar_subquery()
+    )
+    unread_link = r.alias("unread_link")
+    lost_link = exists().where(
+        unread_link.c.unreadable_parts.contains(f",{words.BOOKING_SESSION},", autoescape=True),
+        unread_link.c.booking_session_id.is_(None),
+        unread_link.c.is_deleted.is_(False),
+        unread_link.c.status.in_(IN_PROGRESS_STATUSES),
+        unread_link.c.created_at > scope.ago(settings.stale_draft_s),
+    )
+    held: list[tuple[ColumnElement[bool], str]] = [(held_by.is_not(None), "held_partly_read")]
+    if holds.named:
+        held.append((bs.c.id.in_(sorted(holds.named)), "held_quarantined"))
+    if holds.unknown:
+        held.append((literal(True), "held_quarantined_unknown"))
+    held.append((lost_link, "held_unreadable_link"))
     in_progress = and_(
         r.c.is_deleted.is_(False),
         r.c.status.in_(IN_PROGRESS_STATUSES),
@@ -185,6 +271,7 @@ def booking_session_reasons(scope: Scope) -> Select[Any]:
         (bs.c.last_activity_at.is_(None), "age_unknown"),
         (bs.c.last_activity_at >= scope.ago(settings.stale_session_ttl_s), "not_idle"),
         *_too_recent(scope, bs.c.last_activity_at),
+        *held,
         (protectors.c.protector.is_not(None), "protected"),
         *_journal_whens(),
         else_=SELECTED[END],
@@ -196,7 +283,15 @@ def booking_session_reasons(scope: Scope) -> Select[Any]:
     )
     known = exists().where(r.c.booking_session_id == bs.c.id)
     columns = _columns(bs.c.id, reason, bs.c.last_activity_at, protector.c.id, protector.c.status)
-    return select(*columns).select_from(source).where(bs.c.state == "alive", known)
+    return select(*columns, held_by.label("held_by")).select_from(source).where(bs.c.state == "alive", known)
+
+
+def _reasons(connection: Connection, scope: Scope, kind: str) -> tuple[Select[Any], QuarantineHolds | None]:
+    """The explanation query of one kind (ends first read what quarantined registrations hold)."""
+    if kind == SUBMIT:
+        return registration_reasons(scope), None
+    holds = quarantine_holds(connection, scope.registration_fields)
+    return booking_session_reasons(scope, holds), holds
 
 
 REASONS = {SUBMIT: registration_reasons, END: booking_session_reasons}
@@ -217,9 +312,11 @@ def _short(ident: Any) -> str:
     return f"{str(ident)[:8]}…" if ident else "?"
 
 
-def _describe(kind: str, row: RowMapping, scope: Scope) -> str:
+def _describe(kind: str, row: RowMapping, scope: Scope, holds: QuarantineHolds | None = None) -> str:
     """The human reading of one explanation row."""
     settings = scope.settings
+    holds = holds or QuarantineHolds({}, ())
+    unknown = ", ".join(holds.unknown[:3]) + (" …" if len(holds.unknown) > 3 else "")
     age = duration((scope.now - row["at"]).total_seconds()) if row["at"] is not None else "?"
     ttl = duration(settings.stale_session_ttl_s)
     texts = {
@@ -230,6 +327,14 @@ def _describe(kind: str, row: RowMapping, scope: Scope) -> str:
         "booking_unconfirmed": f"booking {row['ref_status']} not confirmed",
         "no_attendees": "no attendees in the payload",
         "sessionless_attendee": "attendee without session ids",
+        "partly_read": f"held: not fully read ({str(row.get('unreadable') or '')[:200]})",
+        "held_partly_read": f"held: registration {row.get('held_by')} naming it is not fully read",
+        "held_quarantined": "held: quarantined registration "
+        f"{holds.named.get(row['target_id'], '?')} names it",
+        "held_quarantined_unknown": f"held: quarantined registration(s) {unknown} name a booking "
+        "session that cannot be read, so no booking session is ended",
+        "held_unreadable_link": "held: an in-progress registration's booking session could not be "
+        "read, so no booking session is ended",
         "age_unknown": "idle time unknown",
         "not_idle": f"idle {age}, not over the {ttl} TTL",
         "protected": f"protected: {str(row['ref_status']).lower()} {row['ref']} in progress",
@@ -245,17 +350,19 @@ def _describe(kind: str, row: RowMapping, scope: Scope) -> str:
 
 def explain(connection: Connection, scope: Scope, kinds: Sequence[str]) -> list[Explanation]:
     """Every draft / known alive booking session of these kinds, selected ones first."""
-    found = [
-        Explanation(kind, row["target_id"], row["reason"], _describe(kind, row, scope))
-        for kind in kinds
-        for row in connection.execute(REASONS[kind](scope)).mappings()
-    ]
+    found = []
+    for kind in kinds:
+        query, holds = _reasons(connection, scope, kind)
+        found += [
+            Explanation(kind, row["target_id"], row["reason"], _describe(kind, row, scope, holds))
+            for row in connection.execute(query).mappings()
+        ]
     return sorted(found, key=lambda e: (e.kind != SUBMIT, not e.selected, e.reason, e.target_id))
 
 
 def population(connection: Connection, scope: Scope, kind: str) -> int:
     """Drafts (submits) or known alive booking sessions (ends): what the breaker's share is of."""
-    listed = REASONS[kind](scope).subquery("listed")
+    listed = _reasons(connection, scope, kind)[0].subquery("listed")
     return int(connection.execute(select(func.count()).select_from(listed)).scalar_one())
 
 
@@ -263,14 +370,16 @@ def selected(
     connection: Connection, scope: Scope, kind: str, limit: int | None = None
 ) -> list[tuple[str, str]]:
     """(target id, rule text) of the candidates of one kind, oldest first, at most `limit`."""
-    listed = REASONS[kind](scope).subquery("listed")
+    reasons, holds = _reasons(connection, scope, kind)
+    listed = reasons.subquery("listed")
     query = (
         select(listed)
         .where(listed.c.reason == SELECTED[kind])
         .order_by(listed.c.at, listed.c.target_id)
         .limit(limit)
     )
-    return [(row["target_id"], _describe(kind, row, scope)) for row in connection.execute(query).mappings()]
+    rows = connection.execute(query).mappings()
+    return [(row["target_id"], _describe(kind, row, scope, holds)) for row in rows]
 
 
 def submit_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -193,7 +193,12 @@ def backfill(
     stream: Annotated[list[str] | None, typer.Option(help="Only these streams (repeatable).")] = None,
     wait: Annotated[bool, WAIT] = False,
 ) -> None:
-    """Pull a historical range in resumable windows (kill it, run it again: it continues)."""
+    """Pull a historical range in resumable windows (kill it, run it again: it continues).
+
+    The Salesforce streams read [--since, --until); the booking index reads every booking modified
+    since --since (Checkfront filters by one bound); booking sessions and lines read what the
+    warehouse's registrations name, whatever their age.
+    """
     streams = _streams(stream)
     start = _date(since, "--since")
     end = _date(until, "--until") if until else None

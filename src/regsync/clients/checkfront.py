@@ -8,12 +8,15 @@ failures such as bad credentials — an OAuth-style `{"error", "error_descriptio
 from __future__ import annotations
 
 import base64
+import http.cookiejar
 import math
 import re
 import ssl
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -22,6 +25,7 @@ import httpx
 from regsync.clients import lenient_json
 from regsync.clients.connection import describe_connection_error
 from regsync.clients.retry import call_with_retry
+from regsync.clients.throttle import Throttle
 from regsync.clients.usage import ApiUsage
 from regsync.config import CheckfrontSettings, RetrySettings
 from regsync.errors import (
@@ -38,6 +42,7 @@ from regsync.logs import redact, secret_forms
 
 SERVICE = "checkfront"
 T = TypeVar("T")
+K = TypeVar("K")
 _ENVELOPE_KEYS = ("version", "request")
 # A booking code ("PIMS-270125") or id goes into the URL path: nothing that could leave its segment
 # ("/", "?", "#", "." and "..", which HTTP clients resolve) or be refused by the URL parser.
@@ -62,6 +67,22 @@ def _auth_headers(settings: CheckfrontSettings) -> dict[str, str]:
         )
     pair = f"{settings.api_key.get_secret_value()}:{settings.api_secret.get_secret_value()}"
     return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing.
+
+    Checkfront answers booking-session calls with a `session_id` cookie; kept, it would ride along
+    on every later call, and a server that prefers the cookie to the parameter would answer
+    concurrent reads with the wrong cart. Every call names its session explicitly instead (and
+    an empty jar costs nothing per call).
+    """
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return
 
 
 @dataclass(frozen=True)
@@ -120,10 +141,26 @@ class CheckfrontClient:
                 max_keepalive_connections=settings.concurrency + 2,
             ),
             trust_env=settings.ca_file is None,
+            cookies=_NoCookies(),
         )
 
+        # One limiter and one pool of workers for every call of the run, whichever stream makes it.
+        self.throttle = Throttle(settings.concurrency, settings.max_requests_per_s)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self.http.close()
+
+    def _workers(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.settings.concurrency, thread_name_prefix="cf"
+                )
+            return self._pool
 
     # ------------------------------------------------------------------ plumbing
     def request(
@@ -147,8 +184,11 @@ class CheckfrontClient:
     def _once(
         self, method: str, path: str, params: dict[str, Any] | None, data: dict[str, Any] | None
     ) -> dict[str, Any]:
+        started = self.throttle.acquire()
+        limited = False
         try:
             response = self.http.request(method, path, params=params, data=data)
+            limited = response.status_code == 429
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # No connection was made: nothing was sent.
             where = describe_connection_error(exc, self.settings.base_url)
@@ -163,6 +203,7 @@ class CheckfrontClient:
             where = describe_connection_error(exc, self.settings.base_url)
             raise RetriableApiError(f"Checkfront {method} {path}: {where}", service=SERVICE) from None
         finally:
+            self.throttle.release(started, rate_limited=limited)
             self.usage.count(SERVICE)
         return self._checked(method, path, response)
 
@@ -225,14 +266,21 @@ class CheckfrontClient:
             )
         return BookingSessionRead(requested_id=session_id, session=session)
 
-    def concurrently(self, fn: Callable[[str], T], keys: Iterable[str]) -> Iterator[T | ApiError]:
-        """Call `fn` for each key on at most `concurrency` threads; yields results (or errors) in order.
+    def concurrently(self, fn: Callable[[K], T], keys: Iterable[K]) -> Iterator[T | ApiError]:
+        """Call `fn` for each key on the run's workers; yields results (or errors) in order."""
+        return (answer for _, answer in self.read_many(fn, keys))
 
-        An authentication failure stops everything (it would fail every call); other API errors are
-        yielded in place so one bad record does not sink its neighbours.
+    def read_many(self, fn: Callable[[K], T], keys: Iterable[K]) -> Generator[tuple[K, T | ApiError]]:
+        """(key, result or error) for each key, in order, with a sliding window of calls in flight.
+
+        Keys are taken lazily: a new call starts as soon as the oldest answer is taken, so there is
+        no barrier between chunks, and the window (twice the concurrency) keeps the shared workers
+        busy while the caller writes. An authentication failure stops everything (it would fail
+        every call); other API errors are yielded in place so one bad record does not sink its
+        neighbours. Calls still in flight when the caller stops are cancelled or left to finish.
         """
 
-        def one(key: str) -> T | ApiError:
+        def one(key: K) -> T | ApiError:
             try:
                 return fn(key)
             except AuthenticationError:
@@ -240,8 +288,21 @@ class CheckfrontClient:
             except ApiError as exc:
                 return exc
 
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="cf") as pool:
-            yield from pool.map(one, keys)
+        pool = self._workers()
+        window = 2 * self.settings.concurrency
+        pending: deque[tuple[K, Future[T | ApiError]]] = deque()
+        try:
+            for key in keys:
+                pending.append((key, pool.submit(one, key)))
+                if len(pending) >= window:
+                    first, future = pending.popleft()
+                    yield first, future.result()
+            while pending:
+                first, future = pending.popleft()
+                yield first, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
 
     def get_booking_sessions(self, session_ids: Iterable[str]) -> Iterator[BookingSessionRead | ApiError]:
         """Read many booking sessions with bounded concurrency, in order."""

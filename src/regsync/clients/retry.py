@@ -33,42 +33,70 @@ log = logging.getLogger("regsync.retry")
 
 
 class _RetryAfterOrBackoff:
-    """Wait what the server asked for (capped), else jittered exponential backoff."""
+    """Wait what the server asked for (capped), else jittered exponential backoff.
 
-    def __init__(self, policy: RetrySettings) -> None:
+    done: attempts already made before the Retrying object took over (call_with_retry's first).
+    """
+
+    def __init__(self, policy: RetrySettings, done: int = 0) -> None:
         self.policy = policy
+        self.done = done
         self.random = random.Random()
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        return self.wait(exc, state.attempt_number + self.done)
+
+    def wait(self, exc: BaseException | None, attempt: int) -> float:
         if isinstance(exc, RetriableApiError) and exc.retry_after is not None:
             return min(max(exc.retry_after, 0.0), self.policy.max_retry_after_s)
         # Exponential from initial_s, capped at max_s, plus up to initial_s of jitter.
-        exponential = self.policy.initial_s * 2.0 ** (state.attempt_number - 1)
+        exponential = self.policy.initial_s * 2.0 ** (attempt - 1)
         return min(self.policy.max_s, exponential) + self.random.uniform(0, self.policy.initial_s)
 
 
-def retrying(policy: RetrySettings, *, sleep: Callable[[float], None] = time.sleep) -> Retrying:
-    """A tenacity Retrying object for one call."""
+def _log_retry(exc: BaseException | None, attempt: int, attempts: int, wait: float) -> None:
+    log.warning(
+        "retrying after %s (attempt %d of %d, waiting %.2fs)",
+        type(exc).__name__ if exc else "error",
+        attempt,
+        attempts,
+        wait,
+    )
+
+
+def retrying(
+    policy: RetrySettings, *, sleep: Callable[[float], None] = time.sleep, done: int = 0
+) -> Retrying:
+    """A tenacity Retrying object for one call (`done` attempts of it already made)."""
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "retrying after %s (attempt %d of %d, waiting %.2fs)",
-            type(exc).__name__ if exc else "error",
-            state.attempt_number,
-            policy.attempts,
-            state.next_action.sleep if state.next_action else 0.0,
-        )
+        wait = state.next_action.sleep if state.next_action else 0.0
+        _log_retry(exc, state.attempt_number + done, policy.attempts, wait)
 
     return Retrying(
         retry=retry_if_exception_type(RetriableApiError),
-        wait=_RetryAfterOrBackoff(policy),
-        stop=stop_after_attempt(policy.attempts),
+        wait=_RetryAfterOrBackoff(policy, done),
+        stop=stop_after_attempt(max(1, policy.attempts - done)),
         sleep=sleep,
         before_sleep=before_sleep,
         reraise=True,
     )
+
+
+def _under_policy(policy: RetrySettings, fn: Callable[[], T], sleep: Callable[[float], None]) -> T:
+    """The first attempt bare (nearly every call succeeds: no retry machinery per call), the rest
+    under tenacity, numbered and timed as if tenacity had made the first too."""
+    try:
+        return fn()
+    except RetriableApiError as exc:
+        if policy.attempts <= 1:
+            raise
+        wait = _RetryAfterOrBackoff(policy).wait(exc, 1)
+        _log_retry(exc, 1, policy.attempts, wait)
+    sleep(wait)
+    return retrying(policy, sleep=sleep, done=1)(fn)
 
 
 def call_with_retry(
@@ -84,7 +112,7 @@ def call_with_retry(
     applied, and any other retriable failure is raised as OutcomeUnknownError.
     """
     if not write:
-        return retrying(policy, sleep=sleep)(fn)
+        return _under_policy(policy, fn, sleep)
 
     def once() -> T:
         try:
@@ -99,4 +127,4 @@ def call_with_retry(
                 service=exc.service,
             ) from exc
 
-    return retrying(policy, sleep=sleep)(once)
+    return _under_policy(policy, once, sleep)

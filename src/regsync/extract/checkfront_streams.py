@@ -1,24 +1,26 @@
 """The Checkfront streams: booking sessions registrations point at, the booking index, booking lines.
 
 Checkfront has no listing of booking sessions, so the sessions read are exactly those the
-warehouse's registrations name and that can still change: never read yet (unless the registration
-is completed with a booking: its cart ended when it was booked) or last seen alive.
+warehouse's registrations name and that can still change: never read yet or last seen alive.
+
+A booking's lines are read again whenever the booking index shows it modified after the last
+complete index pass (lines can change without the status or totals changing); a booking a
+registration names that the index window did not bring is read by its code, whatever its age.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, or_, select, tuple_, update
 
-from regsync.clients.checkfront import BookingSessionRead
+from regsync.clients.checkfront import BookingSessionRead, IndexPage
 from regsync.errors import ApiError, RecordRejected
 from regsync.extract.context import PullContext, StreamResult
 from regsync.normalize.checkfront import (
@@ -72,6 +74,49 @@ def keyset_pages(
         after = keys[-1]
 
 
+def read_in_window(
+    ctx: PullContext,
+    result: StreamResult,
+    read: Callable[[str], Any],
+    keys: Iterable[str],
+    load: Callable[[Connection, list[tuple[str, Any]]], Counter[str]],
+    *,
+    stream: str | None = None,
+) -> bool:
+    """Read every key through the run's sliding window of calls; load the answers CHUNK at a time, in order.
+
+    Each chunk is committed in its own transaction while the next calls are in flight, so a
+    crash loses at most the calls of one window. False when asked to stop (all read so far is
+    committed).
+    """
+    assert ctx.checkfront is not None
+    batch: list[tuple[str, Any]] = []
+
+    def flush() -> None:
+        with ctx.engine.begin() as connection:
+            result.counts.update(load(connection, batch))
+        ctx.report(stream or result.stream, len(batch), None)
+        batch.clear()
+
+    answers = ctx.checkfront.read_many(read, keys)
+    try:
+        for pair in answers:
+            batch.append(pair)
+            if len(batch) >= CHUNK:
+                flush()
+                if ctx.should_stop():
+                    result.stopped = True
+                    return False
+        if batch:
+            flush()
+    finally:
+        answers.close()
+    if ctx.should_stop():
+        result.stopped = True
+        return False
+    return True
+
+
 def registration_sessions_to_read(
     connection: Connection,
     changed_since: datetime | None,
@@ -80,9 +125,10 @@ def registration_sessions_to_read(
 ) -> list[tuple[datetime, str, str]]:
     """(synced_at, registration id, booking session id) of registrations whose session needs a read.
 
-    A session needs a read when it was never read (unless its registration is completed with a
-    booking: the cart ended when it was booked) or was seen alive before the registration last
-    changed. Only registrations synced since `changed_since` (the start of the last complete
+    A session needs a read when it was never read, or was seen alive before the registration last
+    changed. A Completed registration's session is read too: its booking usually ended the cart,
+    but a cart that is still alive and idle behind it is stale (docs/rules.md) and only a read
+    can tell. Only registrations synced since `changed_since` (the start of the last complete
     pass; None: all) are looked at, in (synced_at, id) order on their index, so a pass costs what
     changed since the last one, not the size of the warehouse.
     """
@@ -91,15 +137,7 @@ def registration_sessions_to_read(
         select(r.c.synced_at, r.c.id, r.c.booking_session_id)
         .select_from(r.outerjoin(b, b.c.id == r.c.booking_session_id))
         .where(r.c.booking_session_id.is_not(None))
-        .where(
-            or_(
-                and_(
-                    b.c.id.is_(None),
-                    or_(r.c.status != "Completed", r.c.booking_code.is_(None)),
-                ),
-                and_(b.c.state == "alive", r.c.system_modstamp > b.c.read_at),
-            )
-        )
+        .where(or_(b.c.id.is_(None), and_(b.c.state == "alive", r.c.system_modstamp > b.c.read_at)))
         .order_by(r.c.synced_at, r.c.id)
         .limit(limit)
     )
@@ -192,18 +230,16 @@ def pull_booking_sessions(ctx: PullContext) -> StreamResult:
     def due(connection: Connection, after: Any, size: int) -> list[str]:
         return booking_sessions_due(connection, refresh_before, after, size)
 
-    pages: Iterator[list[str]] = itertools.chain(
-        (sorted({key[2] for key in keys}) for keys in keyset_pages(ctx.engine, changed)),
-        keyset_pages(ctx.engine, due),
-        (quarantined[start : start + CHUNK] for start in range(0, len(quarantined), CHUNK)),
-    )
-    for chunk in pages:
-        reads = list(zip(chunk, ctx.checkfront.get_booking_sessions(chunk), strict=True))
-        with ctx.engine.begin() as connection:
-            result.counts.update(load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id))
-        ctx.report("booking_sessions", len(chunk), None)
-        if ctx.should_stop():
-            result.stopped = True
+    def load(connection: Connection, reads: list[tuple[str, Any]]) -> Counter[str]:
+        return load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id)
+
+    passes: list[Iterable[str]] = [
+        (key for keys in keyset_pages(ctx.engine, changed) for key in sorted({k[2] for k in keys})),
+        (key for keys in keyset_pages(ctx.engine, due) for key in keys),
+        quarantined,
+    ]
+    for keys in passes:  # one after another: a pass must see what the one before wrote
+        if not read_in_window(ctx, result, ctx.checkfront.get_booking_session, keys, load):
             return result
     if not result.counts["errors"]:
         with ctx.engine.begin() as connection:
@@ -215,50 +251,115 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def pull_bookings(ctx: PullContext) -> StreamResult:
-    """Page through the booking index changed since the watermark; resumable by page."""
+def _index_passes(ctx: PullContext, state: Any, backfill_since: datetime | None) -> list[tuple[int, bool]]:
+    """The index reads of one run: (last_modified lower bound, every entry counts as modified).
+
+    An incremental run reads `last_modified > watermark` first: everything there changed after the
+    last complete pass read the index, so its lines are read again even when status and totals
+    are equal (a line moved at the same price, a free seat). It then reads the lookback before the
+    watermark (rows the last pass may have missed while they were being committed); those were
+    read already, so their lines are read again only when an index field differs. The first run
+    reads `booking_window_days` back; a backfill reads from `--since` (Checkfront filters one
+    bound only, so everything modified since then, `--until` or not).
+    """
+    settings = ctx.settings.sync
+    if backfill_since is not None:
+        since = _epoch(backfill_since)
+        if state.watermark is not None:  # a finished backfill of this range: only what changed since
+            since = max(since, _epoch(state.watermark) - settings.lookback_s)
+        return [(since, False)]
+    if state.watermark is None:
+        return [(_epoch(ctx.now()) - settings.booking_window_days * 86400, True)]
+    watermark = _epoch(state.watermark)
+    passes = [(watermark, True)]
+    if settings.lookback_s > 0:
+        passes.append((watermark - settings.lookback_s, False))
+    return passes
+
+
+def pull_bookings(
+    ctx: PullContext, *, since: datetime | None = None, state_key: str | None = None
+) -> StreamResult:
+    """Page through the booking index changed since the watermark (or `since`); resumable by page.
+
+    The checkpoint holds the run's passes, the pass and the last page loaded; the watermark moves
+    only when every pass is done.
+    """
     assert ctx.checkfront is not None, "a Checkfront client is required"
     settings = ctx.settings.sync
+    key = state_key or "bookings"
     result = StreamResult("bookings")
     with ctx.engine.connect() as connection:
-        state = read_state(connection, "bookings")
-        quarantined = open_quarantined_payloads(connection, BOOKINGS_SOURCE)
+        state = read_state(connection, key)
+        quarantined = open_quarantined_payloads(connection, BOOKINGS_SOURCE) if state_key is None else {}
     checkpoint = state.checkpoint or {}
-    if checkpoint.get("since") is not None:
-        since = int(checkpoint["since"])
+    if checkpoint.get("passes") is not None:
+        passes = [(int(bound), bool(modified)) for bound, modified in checkpoint["passes"]]
         started = int(checkpoint["started"])
-        start_page = int(checkpoint["page"]) + 1
+        first_pass, start_page = int(checkpoint["pass"]), int(checkpoint["page"]) + 1
+    elif checkpoint.get("since") is not None:  # a checkpoint of the single-pass form: lines re-read
+        passes = [(int(checkpoint["since"]), True)]
+        started = int(checkpoint["started"])
+        first_pass, start_page = 0, int(checkpoint["page"]) + 1
     else:
+        passes = _index_passes(ctx, state, since)
         started = _epoch(ctx.now())
-        if state.watermark is not None:
-            since = _epoch(state.watermark - timedelta(seconds=settings.lookback_s))
-        else:
-            since = started - settings.booking_window_days * 86400
+        first_pass, start_page = 0, 1
+    for number in range(first_pass, len(passes)):
+        bound, modified = passes[number]
+        filters = {"last_modified": f">{bound}"}
+        for page in index_pages(ctx, filters, start_page):
+            now = ctx.now()
+            with ctx.engine.begin() as connection:
+                counts = load_booking_index_page(
+                    connection, page.bookings, now, ctx.run_id, modified=modified
+                )
+                write_state(
+                    connection,
+                    key,
+                    state.watermark,
+                    {"passes": passes, "started": started, "pass": number, "page": page.page},
+                )
+            result.counts.update(counts)
+            result.counts["pages"] += 1
+            ctx.report("bookings", len(page.bookings), page.total_records)
+            if ctx.should_stop():
+                result.stopped = True
+                return result
         start_page = 1
-    filters = {"last_modified": f">{since}"}
-    for page in ctx.checkfront.iter_booking_index(filters=filters, start_page=start_page):
-        now = ctx.now()
-        with ctx.engine.begin() as connection:
-            counts = load_booking_index_page(connection, page.bookings, now, ctx.run_id)
-            write_state(
-                connection,
-                "bookings",
-                state.watermark,
-                {"since": since, "started": started, "page": page.page},
-            )
-        result.counts.update(counts)
-        result.counts["pages"] += 1
-        ctx.report("bookings", len(page.bookings), page.total_records)
-        if ctx.should_stop():
-            result.stopped = True
-            return result
     retry_quarantined_bookings(ctx, result, quarantined)
     watermark = datetime.fromtimestamp(started - settings.safety_lag_s, tz=ctx.now().tzinfo)
     if state.watermark is not None and state.watermark > watermark:
         watermark = state.watermark
     with ctx.engine.begin() as connection:
-        write_state(connection, "bookings", watermark, None)
+        write_state(connection, key, watermark, None)
     return result
+
+
+def index_pages(ctx: PullContext, filters: dict[str, Any], start_page: int) -> Iterator[IndexPage]:
+    """The index pages from `start_page` on, in order; once the first gives `pages`, the rest concurrently.
+
+    Pages are yielded (and so committed with their checkpoint) in order, whatever order they
+    arrive in. A page count that grows while reading (bookings added) is followed; an empty page
+    ends the index.
+    """
+    assert ctx.checkfront is not None
+    client = ctx.checkfront
+    first = client.booking_index_page(start_page, filters=filters)
+    yield first
+    known, following = first.pages, start_page + 1
+    if not first.bookings:
+        return
+    while following <= known:
+        wanted = range(following, known + 1)
+        for number, page in client.read_many(lambda n: client.booking_index_page(n, filters=filters), wanted):
+            if isinstance(page, ApiError):
+                raise page
+            yield page
+            known = max(known, page.pages)
+            following = number + 1
+            if not page.bookings:
+                return
 
 
 def _index_entry(booking: dict[str, Any]) -> dict[str, Any]:
@@ -362,8 +463,19 @@ def _unique_codes(
 
 
 def load_booking_index_page(
-    connection: Connection, entries: list[dict[str, Any]], now: datetime, run_id: str | None
+    connection: Connection,
+    entries: list[dict[str, Any]],
+    now: datetime,
+    run_id: str | None,
+    *,
+    modified: bool = True,
 ) -> Counter[str]:
+    """Write one page of index entries; their lines are to be read again unless known current.
+
+    modified: the entries changed after their lines were last read (they came from the part of
+    the index past the watermark, or from a read by id). Otherwise a booking keeps its fetched
+    lines only when every field the index carries is what the warehouse holds.
+    """
     counts: Counter[str] = Counter()
     rows, rejected, raw = [], [], {}
     for entry in entries:
@@ -379,32 +491,17 @@ def load_booking_index_page(
     # Quarantined under its id, or under its code when the id was the broken part.
     loaded = [key for row in rows for key in (str(row["booking_id"]), row["code"])]
     resolve_quarantined(connection, BOOKINGS_SOURCE, loaded, now)
-    if rows:
-        # A booking whose status and totals did not change keeps its fetched lines.
+    if rows and not modified:
+        compared = [c for c in rows[0] if c not in ("detail_fetched", "synced_at")]
         stored = {
             row.booking_id: row
             for row in connection.execute(
-                select(
-                    bookings.c.booking_id,
-                    bookings.c.status_id,
-                    bookings.c.total,
-                    bookings.c.paid_total,
-                    bookings.c.detail_fetched,
-                ).where(bookings.c.booking_id.in_([r["booking_id"] for r in rows]))
+                select(bookings).where(bookings.c.booking_id.in_([r["booking_id"] for r in rows]))
             )
         }
         for row in rows:
             old = stored.get(row["booking_id"])
-            if (
-                old is not None
-                and old.detail_fetched
-                and (old.status_id, old.total, old.paid_total)
-                == (
-                    row["status_id"],
-                    row["total"],
-                    row["paid_total"],
-                )
-            ):
+            if old is not None and old.detail_fetched and all(getattr(old, c) == row[c] for c in compared):
                 row["detail_fetched"] = True
     upsert(connection, bookings, rows)
     archive(connection, BOOKINGS_SOURCE, ((record_key(e, "booking_id", "code"), e) for e in entries), now)
@@ -432,7 +529,7 @@ def bookings_needing_lines(
 
 def load_booking_details(
     connection: Connection,
-    answers: list[tuple[str, dict[str, Any] | ApiError | None]],
+    answers: Sequence[tuple[str, dict[str, Any] | ApiError | None]],
     now: datetime,
     run_id: str | None,
 ) -> Counter[str]:
@@ -472,18 +569,106 @@ def load_booking_details(
     return counts
 
 
+def codes_missing_from_warehouse(
+    connection: Connection,
+    changed_since: datetime | None,
+    after: tuple[datetime, str] | None = None,
+    limit: int | None = None,
+) -> list[tuple[datetime, str, str]]:
+    """(synced_at, registration id, code) of registrations whose booking code names no stored booking.
+
+    Only registrations synced since `changed_since` (the start of the last complete pass) are
+    looked at: a code Checkfront does not know is asked for again when its registration changes,
+    not on every run.
+    """
+    r = registrations
+    query = (
+        select(r.c.synced_at, r.c.id, r.c.booking_code)
+        .where(r.c.booking_code.is_not(None))
+        .where(~select(bookings.c.booking_id).where(bookings.c.code == r.c.booking_code).exists())
+        .order_by(r.c.synced_at, r.c.id)
+        .limit(limit)
+    )
+    if changed_since is not None:
+        query = query.where(r.c.synced_at >= changed_since)
+    if after is not None:
+        query = query.where(tuple_(r.c.synced_at, r.c.id) > tuple_(after[0], after[1]))
+    return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+
+
+def load_bookings_read_by_code(
+    connection: Connection,
+    answers: Sequence[tuple[str, dict[str, Any] | ApiError | None]],
+    now: datetime,
+    run_id: str | None,
+) -> Counter[str]:
+    """Write bookings read by code: the booking as an index entry, then its lines (one answer, both)."""
+    counts: Counter[str] = Counter()
+    found = [(code, answer) for code, answer in answers if isinstance(answer, dict)]
+    for code, answer in answers:
+        if isinstance(answer, ApiError):
+            counts["errors"] += 1
+            log.warning("bookings: booking %s named by a registration could not be read: %s", code, answer)
+        elif answer is None:
+            counts["not_found"] += 1
+    index = load_booking_index_page(connection, [_index_entry(a) for _, a in found], now, run_id)
+    counts["by_code"] += index["rows"]
+    counts["quarantined"] += index["quarantined"]
+    details = load_booking_details(connection, found, now, run_id)
+    counts["rows"] += details["rows"]
+    counts["quarantined"] += details["quarantined"]
+    return counts
+
+
+def pull_bookings_by_code(ctx: PullContext, result: StreamResult) -> None:
+    """Read by code the bookings registrations name that the index window did not bring.
+
+    The index is read `booking_window_days` back; a registration may name a booking last changed
+    long before. GET /booking/{code} answers the booking and its lines in one call. The pass's
+    watermark (registrations synced since) moves only when it finished without read errors.
+    """
+    assert ctx.checkfront is not None
+    started = ctx.now()
+    with ctx.engine.connect() as connection:
+        changed_since = read_state(connection, "booking_codes").watermark
+
+    def missing(connection: Connection, after: Any, size: int) -> list[tuple[datetime, str, str]]:
+        return codes_missing_from_warehouse(connection, changed_since, after and after[:2], size)
+
+    def refs() -> Iterator[str]:
+        for keys in keyset_pages(ctx.engine, missing):
+            for ref in sorted({code.strip() for _, _, code in keys}):
+                if _BOOKING_REF.fullmatch(ref):
+                    yield ref
+                else:
+                    result.counts["unreadable_code"] += 1
+
+    def load(connection: Connection, answers: list[tuple[str, Any]]) -> Counter[str]:
+        return load_bookings_read_by_code(connection, answers, ctx.now(), ctx.run_id)
+
+    errors = result.counts["errors"]
+    if not read_in_window(ctx, result, ctx.checkfront.get_booking, refs(), load, stream="booking_lines"):
+        return
+    errors = result.counts["errors"] - errors
+    if not errors:
+        with ctx.engine.begin() as connection:
+            write_state(connection, "booking_codes", started)
+
+
 def pull_booking_lines(ctx: PullContext) -> StreamResult:
-    """Fetch the line items of bookings registrations point at (the index does not carry them)."""
+    """Fetch the line items of bookings registrations point at (the index does not carry them).
+
+    Bookings a registration names that are not in the warehouse are read by code first.
+    """
     assert ctx.checkfront is not None, "a Checkfront client is required"
     result = StreamResult("booking_lines")
-    for chunk in keyset_pages(ctx.engine, bookings_needing_lines):
-        answers = list(
-            zip(chunk, ctx.checkfront.concurrently(ctx.checkfront.get_booking, chunk), strict=True)
-        )
-        with ctx.engine.begin() as connection:
-            result.counts.update(load_booking_details(connection, answers, ctx.now(), ctx.run_id))
-        ctx.report("booking_lines", len(chunk), None)
-        if ctx.should_stop():
-            result.stopped = True
-            break
+    pull_bookings_by_code(ctx, result)
+    if result.stopped:
+        return result
+
+    def load(connection: Connection, answers: list[tuple[str, Any]]) -> Counter[str]:
+        return load_booking_details(connection, answers, ctx.now(), ctx.run_id)
+
+    codes = (code for chunk in keyset_pages(ctx.engine, bookings_needing_lines) for code in chunk)
+    read_in_window(ctx, result, ctx.checkfront.get_booking, codes, load)
     return result

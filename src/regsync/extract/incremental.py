@@ -89,9 +89,12 @@ def pull_soql_stream(
     while windows:
         start, end = windows.pop(0)
         query = soql.window_query(sobject, fields, stream.cursor, start, end)
+        completer = stream.complete(ctx.salesforce, settings, start, end) if stream.complete else None
         try:
             for page in ctx.salesforce.iter_pages(query, include_deleted=True):
                 result.counts["pages"] += 1
+                if completer is not None:
+                    completer.fill(page.records)
                 last = _last_cursor(page.records, stream.cursor)
                 with ctx.engine.begin() as connection:
                     counts = stream.load_page(connection, page.records, ctx.now(), ctx.run_id, settings)
@@ -150,6 +153,8 @@ def retry_quarantined(stream: SoqlStream, ctx: PullContext, result: StreamResult
             )
             for record in page.records
         ]
+        if stream.complete is not None:
+            stream.complete(ctx.salesforce, settings, None, None).fill(records)
         returned = {str(record.get("Id")) for record in records if isinstance(record, dict)}
         with ctx.engine.begin() as connection:
             counts = stream.load_page(connection, records, ctx.now(), ctx.run_id, settings)

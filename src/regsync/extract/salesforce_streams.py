@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Table, select
 
 from regsync.config import Settings
 from regsync.errors import RecordRejected
+from regsync.extract import soql
 from regsync.normalize.coerce import sf_datetime
 from regsync.normalize.salesforce import (
     normalize_registration,
@@ -28,7 +29,18 @@ from regsync.warehouse.tables import (
 )
 from regsync.warehouse.upsert import replace_children, upsert
 
+if TYPE_CHECKING:
+    from regsync.clients.salesforce import SalesforceClient
+
 PageLoader = Callable[[Connection, list[dict[str, Any]], datetime, str | None, Settings], Counter[str]]
+# Fills in, before a page is loaded, fields the bulk query leaves out: (client, settings, window).
+Completer = Callable[["SalesforceClient", Settings, datetime | None, datetime | None], "PageCompleter"]
+FAILED = "Failed"
+ID_BATCH = 200  # ids per query: well under Salesforce's query length limit
+
+
+class PageCompleter(Protocol):
+    def fill(self, records: list[dict[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,7 @@ class SoqlStream:
     fields: Callable[[Settings], list[str]]
     load_page: PageLoader
     cursor: str = "SystemModstamp"
+    complete: Completer | None = None
 
     @property
     def source(self) -> str:
@@ -52,6 +65,8 @@ def _stored_stamps(connection: Connection, table: Table, records: list[dict[str,
     if not ids:
         return {}
     query = select(table.c.id, table.c.system_modstamp).where(table.c.id.in_(ids))
+    if "unreadable_parts" in table.c:  # a partly read row is read again, even at the same stamp
+        query = query.where(table.c.unreadable_parts.is_(None))
     return {ident: stamp for ident, stamp in connection.execute(query)}
 
 
@@ -112,7 +127,13 @@ def load_registrations(
     replace_children(connection, registration_attendees, "registration_id", ids, attendees)
     replace_children(connection, registration_attendee_sessions, "registration_id", ids, sessions)
     archive(connection, "salesforce.registrations", ((record_key(r, "Id"), r) for r in records), now)
-    resolve_quarantined(connection, "salesforce.registrations", by_id, now)
+    # A partly read registration is loaded and also stays open in the quarantine, so every run
+    # reads it again until it loads fully (a field spoiled on the way is not kept for good).
+    partly = {i for i, shaped in by_id.items() if shaped.registration.get("unreadable")}
+    rejected += [
+        (i, r, by_id[i].registration["unreadable"]) for r in records if (i := record_key(r, "Id")) in partly
+    ]
+    resolve_quarantined(connection, "salesforce.registrations", (i for i in by_id if i not in partly), now)
     counts["quarantined"] += quarantine_records(
         connection, "salesforce.registrations", rejected, run_id=run_id, at=now
     )
@@ -147,11 +168,103 @@ def load_sessions(
     return counts
 
 
+def _bulk_registration_fields(settings: Settings) -> list[str]:
+    """The registration query's fields without the error message: one long text area at most.
+
+    Salesforce returns at most 200 records a batch (not 2,000) when a query selects two or more
+    long text area fields; the Attendee JSON is one, the error message the other. The message
+    means something only on a Failed registration, so it is read for those alone (ErrorMessages).
+    """
+    fields = settings.salesforce.registration_fields
+    return [f for f in registration_select(fields) if f != fields.error_message]
+
+
+class ErrorMessages:
+    """The error messages of the Failed registrations of one window, read in step with its pages.
+
+    One query per window, `Status = 'Failed'` in the same window and order as the bulk query
+    (2,000 a batch: it selects one long text area), started only when a page holds a Failed
+    registration and read only as far as the bulk pages have gone: memory stays at a page or two.
+    A message is taken only at the SystemModstamp the bulk page read; a record that changed
+    between the two queries is asked for by Id. Without a window (re-reads of quarantined
+    records), by Id only.
+    """
+
+    def __init__(
+        self, client: SalesforceClient, settings: Settings, lower: datetime | None, upper: datetime | None
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.fields = settings.salesforce.registration_fields
+        self.sobject = settings.salesforce.objects.registration
+        self.window = (lower, upper) if lower is not None and upper is not None else None
+        self._pages: Iterator[Any] | None = None
+        self._buffer: dict[str, tuple[Any, Any]] = {}
+        self._reached: tuple[str, str] | None = None  # (SystemModstamp, Id) of the last message read
+        self._exhausted = False
+
+    def _key(self, record: dict[str, Any]) -> tuple[str, str]:
+        return (str(record.get("SystemModstamp")), str(record.get("Id")))
+
+    def _selected(self) -> list[str]:
+        return ["Id", "SystemModstamp", self.fields.error_message]
+
+    def _read_until(self, last: tuple[str, str]) -> None:
+        if self.window is None:
+            return
+        if self._pages is None:
+            query = soql.window_where_query(
+                self.sobject, self._selected(), "SystemModstamp", *self.window, self.fields.status, FAILED
+            )
+            self._pages = iter(self.client.iter_pages(query, include_deleted=True))
+        while not self._exhausted and (self._reached is None or self._reached < last):
+            page = next(self._pages, None)
+            if page is None:
+                self._exhausted = True
+                break
+            for record in page.records:
+                if isinstance(record, dict):
+                    self._buffer[str(record.get("Id"))] = (
+                        record.get("SystemModstamp"),
+                        record.get(self.fields.error_message),
+                    )
+                    self._reached = self._key(record)
+
+    def fill(self, records: list[dict[str, Any]]) -> None:
+        """Set the error message of each Failed registration of the page, in place."""
+        if not self.fields.error_message:
+            return
+        failed = [
+            r
+            for r in records
+            if isinstance(r, dict) and r.get(self.fields.status) == FAILED and isinstance(r.get("Id"), str)
+        ]
+        if not failed:
+            return
+        self._read_until(max(self._key(r) for r in failed))
+        missing = []
+        for record in failed:
+            stamp, message = self._buffer.pop(record["Id"], (None, None))
+            if stamp is not None and stamp == record.get("SystemModstamp"):
+                record[self.fields.error_message] = message
+            else:
+                missing.append(record)
+        for start in range(0, len(missing), ID_BATCH):
+            batch = {r["Id"]: r for r in missing[start : start + ID_BATCH]}
+            query = soql.ids_query(self.sobject, self._selected(), batch)
+            for page in self.client.iter_pages(query, include_deleted=True):
+                for found in page.records:
+                    known = batch.get(found.get("Id")) if isinstance(found, dict) else None
+                    if known is not None and found.get("SystemModstamp") == known.get("SystemModstamp"):
+                        known[self.fields.error_message] = found.get(self.fields.error_message)
+
+
 REGISTRATIONS = SoqlStream(
     name="registrations",
     sobject=lambda s: s.salesforce.objects.registration,
-    fields=lambda s: registration_select(s.salesforce.registration_fields),
+    fields=_bulk_registration_fields,
     load_page=load_registrations,
+    complete=ErrorMessages,
 )
 
 SESSIONS = SoqlStream(

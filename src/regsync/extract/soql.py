@@ -79,6 +79,25 @@ def window_query(
     )
 
 
+def window_where_query(
+    sobject: str,
+    fields: Iterable[str],
+    cursor: str,
+    lower: datetime,
+    upper: datetime,
+    field: str,
+    value: object,
+) -> str:
+    """window_query restricted to the rows whose `field` equals `value`, in the same order."""
+    columns = ", ".join(identifier(f) for f in fields)
+    return (
+        f"SELECT {columns} FROM {identifier(sobject)} "
+        f"WHERE {identifier(cursor)} >= {literal(lower)} AND {identifier(cursor)} < {literal(upper)} "
+        f"AND {identifier(field)} = {literal(value)} "
+        f"ORDER BY {identifier(cursor)} ASC, Id ASC"
+    )
+
+
 def ids_query(sobject: str, fields: Iterable[str], ids: Iterable[str]) -> str:
     """SELECT ... WHERE Id IN (...): re-reading known records (quarantined ones) by id."""
     columns = ", ".join(identifier(f) for f in fields)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from regsync.definitions import booking_code_key
 from regsync.errors import RecordRejected
 from regsync.normalize import coerce
 
@@ -109,13 +110,19 @@ def normalize_booking_index_entry(entry: dict[str, Any], synced_at: datetime) ->
     # ASCII only: upper() of "ﬃ" is "FFI", three times longer than the column allows.
     if not status_id or not status_id.isascii() or not status_id.replace("_", "").isalnum():
         raise RecordRejected(f"not a booking status: {status_id!r}", field="status_id")
+    # Codes are matched trimmed and case-insensitively (docs/rules.md): kept in that one form.
+    code = booking_code_key(coerce.text(entry.get("code"), "code", optional=False, max_length=64))
+    if code is None:
+        raise RecordRejected("blank booking code", field="code")
+    total = coerce.money(entry.get("total"), "total")
     return {
         "booking_id": booking_id,
-        "code": coerce.text(entry.get("code"), "code", optional=False, max_length=64),
+        "code": code,
         "status_id": status_id.upper(),
         "status_name": coerce.text(entry.get("status_name"), "status_name", max_length=64),
         "created_at": coerce.epoch(entry.get("created_date"), "created_date"),
-        "total": coerce.money(entry.get("total"), "total"),
+        "total": total,
+        "total_exact": coerce.sub_cent(total),
         "tax_total": coerce.money(entry.get("tax_total"), "tax_total"),
         "paid_total": coerce.money(entry.get("paid_total"), "paid_total"),
         "customer_name": coerce.text(entry.get("customer_name"), "customer_name"),

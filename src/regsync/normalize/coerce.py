@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from regsync.definitions import SF_CURRENCY_LIMIT
 from regsync.errors import RecordRejected
 from regsync.settings.types import BookingStatuses as BookingStatuses  # re-export
 
@@ -51,8 +52,14 @@ def epoch(value: Any, field: str, *, optional: bool = False) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC)
 
 
+MONEY_LIMIT = Decimal(SF_CURRENCY_LIMIT)  # 16 integer digits: 1e18 cents still fit a BigInteger
+
+
 def money(value: Any, field: str, *, optional: bool = True) -> Decimal | None:
-    """Checkfront's "130.00" strings and Salesforce currency numbers -> exact Decimal."""
+    """Checkfront's "130.00" strings and Salesforce currency numbers -> exact Decimal.
+
+    Salesforce currency fields hold up to 16 integer digits, so anything below 1e16 is accepted.
+    """
     if value is None or value == "":
         if optional:
             return None
@@ -67,9 +74,20 @@ def money(value: Any, field: str, *, optional: bool = True) -> Decimal | None:
         amount = Decimal(value.strip())
     except InvalidOperation:
         raise RecordRejected(f"not an amount: {value[:40]!r}", field=field) from None
-    if not amount.is_finite() or abs(amount) >= Decimal("1e12"):
+    if not amount.is_finite() or abs(amount) >= MONEY_LIMIT:
         raise RecordRejected(f"amount out of range: {value[:40]!r}", field=field)
     return amount
+
+
+def sub_cent(amount: Decimal | None) -> str | None:
+    """The exact amount as text when it has digits beyond the cent (the Money column keeps cents).
+
+    Rules compare exact decimals against the tolerance; rounding 100.005 to 100.00 first would hide a
+    difference of 0.015 from 99.99.
+    """
+    if amount is None or amount == amount.quantize(Decimal("0.01")):
+        return None
+    return str(amount.normalize())
 
 
 def integer(value: Any, field: str, *, optional: bool = False, maximum: int = INT32_MAX) -> int | None:

@@ -34,7 +34,8 @@ from regsync.reconcile.report import (
 from regsync.reconcile.rules import CODES, ReconcileSettings
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 
-# Okabe & Ito (2008), plus grey: nine colours for the nine reason codes, in CODES order.
+# Okabe & Ito (2008), grey, and four from ColorBrewer's Paired set: one colour per reason code, in
+# CODES order, every pair more than 20 CIE76 units apart (tests/reconcile/test_html_browser.py).
 PALETTE = (
     "#D55E00",  # vermillion
     "#0072B2",  # blue
@@ -45,6 +46,10 @@ PALETTE = (
     "#F0E442",  # yellow
     "#000000",  # black
     "#999999",  # grey
+    "#6A3D9A",  # dark purple
+    "#8C510A",  # brown
+    "#B2DF8A",  # light green
+    "#FB9A99",  # pink
 )
 SEVERITIES = ("high", "medium", "low")
 # What an operator does about each reason code (docs/rules.md says what each one means).
@@ -80,6 +85,21 @@ WHAT_TO_DO: dict[str, str] = {
     "AMOUNT_MISMATCH": (
         "Compare the registration amount with the booking total (discounts, taxes, add-ons); "
         "correct whichever is wrong or refund the difference."
+    ),
+    "BOOKING_NOT_FOUND": (
+        "Look the code up in Checkfront: correct a mistyped code on the registration, or find out why "
+        "the booking was deleted before confirming the registration."
+    ),
+    "DUPLICATE_BOOKING_CODE": (
+        "Decide which registration the booking belongs to and clear or correct the code on the others."
+    ),
+    "BOOKING_CODE_MISSING": (
+        "Find the customer's booking in Checkfront (their cart was booked or is gone) and set its code "
+        "on the registration before it is processed."
+    ),
+    "REGISTRATION_PARTLY_READ": (
+        "Open the record in Salesforce and repair the fields named (regsync holds every write that "
+        "depends on it until it reads the record whole); the next sync reads it again."
     ),
     "STALE_DRAFT": (
         "Contact the customer or delete the abandoned draft; `regsync close-stale` frees any seats "

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from regsync import definitions as words
+from regsync.definitions import AMOUNT, ATTENDEES, BOOKING_CODE, BOOKING_SESSION, PARTS
 from regsync.settings.reconcile import ReconcileSettings as ReconcileSettings  # re-export
 from regsync.settings.reconcile import Severity
 from regsync.warehouse.tables import (
@@ -39,8 +42,8 @@ from regsync.warehouse.tables import (
     sf_sessions,
 )
 
-IN_PROGRESS_STATUSES = ("Draft", "To Process")
-UNTRACKED_BOOKING_STATUSES = ("VOID", "STOP")
+IN_PROGRESS_STATUSES = words.IN_PROGRESS_STATUSES
+UNTRACKED_BOOKING_STATUSES = words.UNTRACKED_BOOKING_STATUSES
 
 r, b, bs = registrations, bookings, booking_sessions
 ra, ras, sfs, line = registration_attendees, registration_attendee_sessions, sf_sessions, booking_lines
@@ -93,7 +96,7 @@ class Scope:
 
     @property
     def tolerance_cents(self) -> int:
-        # Differences are whole cents: d > t  <=>  d > floor(t).
+        # Differences of amounts exact at the cent are whole cents: d > t  <=>  d > floor(t).
         return int(self.settings.amount_tolerance * 100)
 
 
@@ -117,16 +120,22 @@ def _live(scope: Scope) -> tuple[ColumnElement[bool], ...]:
     return (r.c.is_deleted.is_(False), r.c.created_at < scope.settled)
 
 
+def _readable(*parts: str) -> ColumnElement[bool]:
+    """The registration's `parts` were read (docs/rules.md, "Partly read registrations")."""
+    unread = r.c.unreadable_parts
+    return or_(unread.is_(None), and_(*(~unread.contains(f",{part},", autoescape=True) for part in parts)))
+
+
 def _with_booking(scope: Scope, sf_raw: Any, cf_raw: Any, *outer: tuple[Any, Any]) -> Select[Any]:
-    """Live registrations joined to their booking, itself out of flight (plus `outer` outer joins)."""
+    """Live registrations joined to their booking (plus `outer` outer joins).
+
+    Registration-level codes look at the registration's age only: a booking in flight still counts
+    (docs/rules.md), as it does for the planner.
+    """
     source = r.join(b, b.c.code == r.c.booking_code)
     for target, onclause in outer:
         source = source.outerjoin(target, onclause)
-    return (
-        select(*_shape(sf_raw, cf_raw))
-        .select_from(source)
-        .where(*_live(scope), b.c.created_at < scope.settled)
-    )
+    return select(*_shape(sf_raw, cf_raw)).select_from(source).where(*_live(scope), _readable(BOOKING_CODE))
 
 
 def _confirmed(scope: Scope) -> ColumnElement[bool]:
@@ -163,7 +172,7 @@ def _booked_items(scope: Scope) -> Select[Any]:
     return (
         select(r.c.id, line.c.item_id, *_sides(0, 1))
         .select_from(r.join(b, b.c.code == r.c.booking_code).join(line, line.c.booking_id == b.c.booking_id))
-        .where(_is_mapped(scope, line.c.item_id))
+        .where(line.c.qty > 0, _is_mapped(scope, line.c.item_id))
     )
 
 
@@ -203,16 +212,54 @@ def _cents(column: Any) -> Any:
 # -- one query per reason code --------------------------------------------------------------------
 
 
-def _booking_session_missing(scope: Scope) -> Select[Any]:
+def _gone_without_booking(scope: Scope, status: str) -> Select[Any]:
+    """Registrations of `status` with no booking whose booking session Checkfront no longer knows."""
     return (
         select(*_shape(r.c.status, bs.c.state))
         .select_from(r.join(bs, bs.c.id == r.c.booking_session_id))
         .where(
             *_live(scope),
-            r.c.status.in_(IN_PROGRESS_STATUSES),
+            _readable(BOOKING_CODE, BOOKING_SESSION),
+            r.c.status == status,
             bs.c.state == "missing",
             ~exists().where(b.c.code == r.c.booking_code),
         )
+    )
+
+
+def _booking_session_missing(scope: Scope) -> Select[Any]:
+    return _gone_without_booking(scope, words.DRAFT)
+
+
+def _booking_code_missing(scope: Scope) -> Select[Any]:
+    # A To Process registration was submitted: its cart is most likely gone because it was booked
+    # (Checkfront ends a cart when a booking is made from it and API 3.0 does not say which).
+    return _gone_without_booking(scope, words.TO_PROCESS).where(r.c.booking_code.is_(None))
+
+
+def _booking_not_found(scope: Scope) -> Select[Any]:
+    return select(*_shape(r.c.status, null())).where(
+        *_live(scope),
+        _readable(BOOKING_CODE),
+        r.c.booking_code.is_not(None),
+        ~exists().where(b.c.code == r.c.booking_code),
+    )
+
+
+def _duplicate_booking_code(scope: Scope) -> Select[Any]:
+    sharing = func.count().over(partition_by=r.c.booking_code)
+    shared = (
+        select(r.c.id, r.c.booking_session_id, r.c.booking_code, sharing.label("sharing"))
+        .where(*_live(scope), r.c.booking_code.is_not(None))
+        .subquery("shared_code")
+    )
+    ids = (shared.c.id, shared.c.booking_session_id, shared.c.booking_code)
+    return select(*_shape(shared.c.sharing, shared.c.booking_code, ids=ids)).where(shared.c.sharing > 1)
+
+
+def _partly_read(scope: Scope) -> Select[Any]:
+    return select(*_shape(r.c.unreadable_parts, r.c.unreadable)).where(
+        *_live(scope), r.c.unreadable_parts.is_not(None)
     )
 
 
@@ -230,7 +277,7 @@ def _attendee_count(scope: Scope) -> Select[Any]:
     # session ids = its registration_attendee_sessions rows), so no aggregate over them here.
     booked = (
         select(line.c.booking_id, func.sum(line.c.qty).label("seats"))
-        .where(_is_mapped(scope, line.c.item_id))
+        .where(line.c.qty > 0, _is_mapped(scope, line.c.item_id))
         .group_by(line.c.booking_id)
         .subquery("booked")
     )
@@ -240,32 +287,37 @@ def _attendee_count(scope: Scope) -> Select[Any]:
         seats_needed,
         seats_booked,
         (booked, booked.c.booking_id == b.c.booking_id),
-    ).where(b.c.detail_fetched.is_(True), seats_needed != seats_booked)
+    ).where(b.c.detail_fetched.is_(True), _readable(ATTENDEES), seats_needed != seats_booked)
 
 
 def _attendee_sessions(scope: Scope) -> Select[Any]:
     sets = _item_sets(scope)
     joined = (sets, sets.c.registration_id == r.c.id)
     return _with_booking(scope, sets.c.sf_items, sets.c.cf_items, joined).where(
-        b.c.detail_fetched.is_(True), sets.c.one_sided > 0
+        b.c.detail_fetched.is_(True), _readable(ATTENDEES), sets.c.one_sided > 0
     )
 
 
 def _completed_booking_unpaid(scope: Scope) -> Select[Any]:
     return _with_booking(scope, r.c.status, b.c.status_id).where(
-        r.c.status == "Completed", ~_confirmed(scope)
+        r.c.status == words.COMPLETED, ~_confirmed(scope)
     )
 
 
 def _pending(scope: Scope) -> Select[Any]:
-    """Pending registrations (docs/rules.md): Draft, confirmed booking, every attendee with a session."""
+    """Pending registrations (docs/rules.md): Draft, fully read, confirmed booking, every attendee
+    with a session."""
     attendee_here = ra.c.registration_id == r.c.id
     sessionless = exists().where(
         attendee_here,
         ~exists().where(ras.c.registration_id == ra.c.registration_id, ras.c.position == ra.c.position),
     )
     return _with_booking(scope, r.c.status, b.c.status_id).where(
-        r.c.status == "Draft", _confirmed(scope), exists().where(attendee_here), ~sessionless
+        r.c.status == words.PENDING_STATUS,
+        r.c.unreadable_parts.is_(None),
+        _confirmed(scope),
+        exists().where(attendee_here),
+        ~sessionless,
     )
 
 
@@ -277,7 +329,7 @@ def _duplicate_registration(scope: Scope) -> Select[Any]:
     sharing = func.count().over(partition_by=r.c.booking_session_id)
     shared = (
         select(r.c.id, r.c.booking_session_id, r.c.booking_code, sharing.label("sharing"))
-        .where(*_live(scope), r.c.booking_session_id.is_not(None))
+        .where(*_live(scope), _readable(BOOKING_SESSION), r.c.booking_session_id.is_not(None))
         .subquery("shared")
     )
     ids = (shared.c.id, shared.c.booking_session_id, shared.c.booking_code)
@@ -285,10 +337,28 @@ def _duplicate_registration(scope: Scope) -> Select[Any]:
 
 
 def _amount(scope: Scope) -> Select[Any]:
+    # Both exact at the cent (the Money columns are exact then): whole cents decide. Either with
+    # sub-cent digits: its cents are rounded by at most half a cent, so the cents select every
+    # candidate and `_amount_differs` decides on the exact decimals.
     difference = func.abs(_cents(r.c.amount) - _cents(b.c.total))
-    return _with_booking(scope, r.c.amount, b.c.total).where(
-        r.c.amount.is_not(None), b.c.total.is_not(None), difference > scope.tolerance_cents
+    sub_cent = or_(r.c.amount_exact.is_not(None), b.c.total_exact.is_not(None))
+    cut = case((sub_cent, scope.tolerance_cents - 1), else_=scope.tolerance_cents)
+    query = _with_booking(scope, r.c.amount, b.c.total).where(
+        _readable(AMOUNT), r.c.amount.is_not(None), b.c.total.is_not(None), difference > cut
     )
+    return query.add_columns(r.c.amount_exact.label("sf_exact"), b.c.total_exact.label("cf_exact"))
+
+
+def _exact(row: RowMapping, side: str) -> Decimal:
+    text = row[f"{side}_exact"]
+    return Decimal(text) if text is not None else Decimal(row[f"{side}_raw"])
+
+
+def _amount_differs(row: RowMapping, settings: ReconcileSettings) -> bool:
+    """Exact decimals against the tolerance: 100.005 and 99.99 differ by 0.015 (docs/rules.md)."""
+    if row["sf_exact"] is None and row["cf_exact"] is None:
+        return True  # decided in SQL
+    return abs(_exact(row, "sf") - _exact(row, "cf")) > settings.amount_tolerance
 
 
 def _stale_draft(scope: Scope) -> Select[Any]:
@@ -297,7 +367,8 @@ def _stale_draft(scope: Scope) -> Select[Any]:
         .select_from(r.outerjoin(b, b.c.code == r.c.booking_code))
         .where(
             *_live(scope),
-            r.c.status == "Draft",
+            _readable(BOOKING_CODE),
+            r.c.status == words.DRAFT,
             r.c.created_at < scope.ago(scope.settings.stale_draft_s),
             or_(b.c.booking_id.is_(None), ~_confirmed(scope)),
         )
@@ -331,6 +402,8 @@ class Rule:
     explanation: str  # str.format over registration_id, booking_session_id, booking_code, sf, cf
     sf_text: Callable[[Any], str] = _text
     cf_text: Callable[[Any], str] = _text
+    # A last exact test on a row the query selected (only AMOUNT_MISMATCH has one).
+    keep: Callable[[RowMapping, ReconcileSettings], bool] | None = None
 
 
 RULES: tuple[Rule, ...] = (
@@ -398,6 +471,7 @@ RULES: tuple[Rule, ...] = (
         "The registration amount and the booking total differ by more than amount_tolerance.",
         _amount,
         "The registration amount {sf} differs from the total {cf} of booking {booking_code}.",
+        keep=_amount_differs,
     ),
     Rule(
         "STALE_DRAFT",
@@ -407,6 +481,43 @@ RULES: tuple[Rule, ...] = (
         "The registration has been a Draft since {sf} and has {cf}.",
         sf_text=lambda created: f"{created:%Y-%m-%d}",
         cf_text=lambda status: "no booking" if status is None else f"booking {status}",
+    ),
+    Rule(
+        "BOOKING_CODE_MISSING",
+        "high",
+        "A To Process registration without a booking code whose booking session is gone.",
+        _booking_code_missing,
+        "The registration is {sf} with no booking code, and booking session {booking_session_id} is "
+        "gone: the customer has probably booked.",
+        sf_text=lambda status: f"{status}, no booking code",
+        cf_text=lambda _state: "session gone (ended, booked or expired)",
+    ),
+    Rule(
+        "BOOKING_NOT_FOUND",
+        "high",
+        "A registration whose booking code names no booking Checkfront knows.",
+        _booking_not_found,
+        "The registration ({sf}) carries booking code {booking_code}, which names no booking in Checkfront.",
+        cf_text=lambda _none: "no such booking",
+    ),
+    Rule(
+        "DUPLICATE_BOOKING_CODE",
+        "medium",
+        "Two or more registrations carry the same booking code.",
+        _duplicate_booking_code,
+        "{sf} carry booking code {booking_code}.",
+        sf_text=lambda n: f"{n} registrations",
+        cf_text=lambda _code: "1 booking",
+    ),
+    Rule(
+        "REGISTRATION_PARTLY_READ",
+        "medium",
+        "Parts of the registration could not be read; the rules that need them were not checked.",
+        _partly_read,
+        "Could not read {sf} of the registration ({cf}); the rules needing them were not checked "
+        "and regsync will not write back for it.",
+        sf_text=lambda parts: ", ".join(part for part in _text(parts).split(",") if part in PARTS),
+        cf_text=lambda why: _text(why)[:300],
     ),
 )
 CODES: tuple[str, ...] = tuple(rule.code for rule in RULES)
@@ -454,7 +565,11 @@ def _rule_mismatches(
     connection: Connection, rule: Rule, settings: ReconcileSettings, now: datetime
 ) -> list[Mismatch]:
     query = rule_query(rule, settings, now).execution_options(yield_per=RULE_BATCH)
-    return [_mismatch(rule, row, settings) for row in connection.execute(query).mappings()]
+    rows = connection.execute(query).mappings()
+    if rule.keep is not None:
+        keep = rule.keep
+        rows = (row for row in rows if keep(row, settings))  # type: ignore[assignment]
+    return [_mismatch(rule, row, settings) for row in rows]
 
 
 def evaluate(connection: Connection, settings: ReconcileSettings, now: datetime) -> list[Mismatch]:
@@ -467,7 +582,13 @@ def evaluate(connection: Connection, settings: ReconcileSettings, now: datetime)
 _COSTLIEST_FIRST = sorted(
     RULES,
     key=lambda rule: (
-        rule.code not in ("ATTENDEE_SESSIONS_MISMATCH", "ATTENDEE_COUNT_MISMATCH", "DUPLICATE_REGISTRATION")
+        rule.code
+        not in (
+            "ATTENDEE_SESSIONS_MISMATCH",
+            "ATTENDEE_COUNT_MISMATCH",
+            "DUPLICATE_REGISTRATION",
+            "DUPLICATE_BOOKING_CODE",
+        )
     ),
 )
 
@@ -477,7 +598,7 @@ def evaluate_concurrently(engine: Engine, settings: ReconcileSettings, now: date
 
     SQLite and psycopg release the GIL while a query runs, so on a two-core machine the two
     costliest rules run at once. The rules read on separate connections, which see the same data
-    because every regsync job holds the warehouse-writer lock (regsync.locks) for its whole run:
+    because every regsync job holds the warehouse-writer lock (regsync.warehouse.locks) for its whole run:
     no regsync writer changes the warehouse between them. An in-memory SQLite database exists once
     per connection, so it is read on one.
     """

@@ -1405,12 +1405,14 @@ class CheckfrontApi:
         bookings = self.store.checkfront.bookings
         if ref.isdigit():
             return bookings.get(int(ref))
+        # Codes match trimmed and case-insensitively, as regsync's rules read them (docs/rules.md).
+        key = ref.strip().upper()
         if self._codes_seen != len(bookings):
-            self._codes = {str(b.get("code", "")).upper(): bid for bid, b in bookings.items()}
+            self._codes = {str(b.get("code", "")).strip().upper(): bid for bid, b in bookings.items()}
             self._codes_seen = len(bookings)
-        booking_id = self._codes.get(ref.upper())
+        booking_id = self._codes.get(key)
         booking = bookings.get(booking_id) if booking_id is not None else None
-        if booking is not None and str(booking.get("code", "")).upper() == ref.upper():
+        if booking is not None and str(booking.get("code", "")).strip().upper() == key:
             return booking
         return None
 

@@ -6,18 +6,23 @@ import bisect
 import contextlib
 import gc
 import itertools
+import json
 import math
 import os
 import random
+import re
 import stat
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from regsync import definitions as words
 from regsync.sandbox.dataset import (
     DEFAULT_SESSION_TTL_S,
     format_anchor,
@@ -58,6 +63,13 @@ DRAFT_BOOKING_PAID = "DRAFT_BOOKING_PAID"
 DUPLICATE_REGISTRATION = "DUPLICATE_REGISTRATION"
 AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
 STALE_DRAFT = "STALE_DRAFT"
+BOOKING_CODE_MISSING = "BOOKING_CODE_MISSING"
+BOOKING_NOT_FOUND = "BOOKING_NOT_FOUND"
+DUPLICATE_BOOKING_CODE = "DUPLICATE_BOOKING_CODE"
+REGISTRATION_PARTLY_READ = "REGISTRATION_PARTLY_READ"
+# Codes no generated story plants (their cases are hand-made: tests/reconcile/test_findings.py and
+# the differential test tests/reconcile/test_differential.py).
+UNPLANTED_CODES = (BOOKING_NOT_FOUND, DUPLICATE_BOOKING_CODE, REGISTRATION_PARTLY_READ)
 
 STATUS = "conference360__Status__c"
 PAYLOAD = "conference360__Attendee_JSON__c"
@@ -75,12 +87,12 @@ ITEM_ID = "Checkfront_Item_Id__c"
 class Thresholds:
     """The thresholds of docs/rules.md, with its defaults."""
 
-    in_flight_s: float = 900
-    confirmed_statuses: tuple[str, ...] = ("PAID", "PART")
-    stale_session_ttl_s: float = 21600
-    overdue_s: float = 86400
-    stale_draft_s: float = 604800
-    amount_tolerance: float = 0.01
+    in_flight_s: float = words.IN_FLIGHT_S
+    confirmed_statuses: tuple[str, ...] = words.CONFIRMED_STATUSES
+    stale_session_ttl_s: float = words.STALE_SESSION_TTL_S
+    overdue_s: float = words.OVERDUE_S
+    stale_draft_s: float = words.STALE_DRAFT_S
+    amount_tolerance: float = float(words.AMOUNT_TOLERANCE)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -298,36 +310,159 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _payload(text: Any) -> tuple[str | None, list[list[Any]]]:
-    """(sessionId, [sessionIds of each attendee]) of an Attendee JSON payload; broken means empty."""
-    if not isinstance(text, str) or not text:
-        return None, []
+_SF_STATUSES = ("Draft", "To Process", "Completed", "Failed")
+_LEGIBLE_SESSION_ID = re.compile(r'"sessionId"\s*:\s*"([^"\\]{1,64})"')
+_MONEY_LIMIT = Decimal(words.SF_CURRENCY_LIMIT)
+
+
+def _is_sf_id(value: Any) -> bool:
+    return isinstance(value, str) and len(value) in (15, 18) and value.isascii() and value.isalnum()
+
+
+def _is_text(value: Any, longest: int) -> bool:
+    if not isinstance(value, str) or len(value) > longest or "\x00" in value:
+        return False
     try:
-        payload = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None, []
-    if not isinstance(payload, dict):
-        return None, []
-    session_id = payload.get("sessionId")
-    if not isinstance(session_id, str) or not session_id:
-        session_id = None
-    attendees = payload.get("attendeeList")
-    if not isinstance(attendees, list):
-        return session_id, []
-    out = []
-    for attendee in attendees:
-        ids = attendee.get("sessionIds") if isinstance(attendee, dict) else None
-        out.append([s for s in ids if isinstance(s, str) and s] if isinstance(ids, list) else [])
-    return session_id, out
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
-def _canonical(value: Any) -> str:
-    """A CreatedDate in the canonical wire form, so ages compare as strings; '' when absent."""
-    if isinstance(value, str) and len(value) == 28 and value.endswith("+0000"):
-        return value
-    if not value:
-        return "9999"  # no CreatedDate: treated as brand new, i.e. in flight
-    return format_ms(parse_ms(value))
+def _ms(value: Any) -> int | None:
+    """Epoch ms of a Salesforce datetime text (canonical, or ISO 8601 with a zone); None if unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_ms(value)
+    except ValueError:
+        pass
+    text = value[:-2] + ":" + value[-2:] if len(value) >= 5 and value[-5] in "+-" else value
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return math.floor(moment.timestamp() * 1000)
+
+
+@dataclass
+class _Reading:
+    """What docs/rules.md lets a registration contribute: its readable parts, and the rest named."""
+
+    reg_id: str
+    deleted: bool
+    status: str
+    created_ms: int
+    session_id: str | None = None  # readable booking session link (or legible in a broken payload)
+    code: str | None = None
+    amount: Decimal | None = None
+    attendees: list[set[str]] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)
+
+
+def _read_registration(reg: dict[str, Any]) -> _Reading | None:
+    """docs/rules.md "Partly read registrations": None when the identity itself cannot be read."""
+    reg_id = reg.get("Id")
+    deleted = reg.get("IsDeleted", False)
+    status = reg.get(STATUS)
+    created = _ms(reg.get("CreatedDate"))
+    if (
+        not _is_sf_id(reg_id)
+        or not isinstance(deleted, bool)
+        or status not in _SF_STATUSES
+        or created is None
+        or _ms(reg.get("LastModifiedDate")) is None
+        or _ms(reg.get("SystemModstamp")) is None
+    ):
+        return None
+    reading = _Reading(str(reg_id), deleted, status, created)
+    bad = reading.unreadable
+    # Attendee JSON: the booking session link and the attendees with their Session ids.
+    text = reg.get(PAYLOAD)
+    payload: Any = {}
+    if text not in (None, ""):
+        if not isinstance(text, str):
+            payload = None
+        else:
+            try:
+                payload = json.loads(text)
+            except (ValueError, RecursionError):
+                payload = None
+        if not isinstance(payload, dict):
+            bad.update(("attendees", "booking_session"))
+            legible = (
+                {m.strip() for m in _LEGIBLE_SESSION_ID.findall(text)} if isinstance(text, str) else set()
+            )
+            legible.discard("")
+            reading.session_id = legible.pop() if len(legible) == 1 else None
+            payload = None
+    if payload is not None:
+        session_id = payload.get("sessionId")
+        if session_id is None:
+            pass
+        elif _is_text(session_id, 64):
+            reading.session_id = session_id or None
+        else:
+            bad.add("booking_session")
+        listed = payload.get("attendeeList")
+        if listed is None:
+            listed = []
+        if not isinstance(listed, list):
+            bad.add("attendees")
+            listed = []
+        for attendee in listed:
+            if not isinstance(attendee, dict) or not _is_sf_id(attendee.get("id")):
+                bad.add("attendees")
+                continue
+            ids = attendee.get("sessionIds")
+            if ids is None:
+                ids = []
+            if not isinstance(ids, list):
+                bad.add("attendees")
+                continue
+            if not all(_is_sf_id(one) for one in ids):
+                bad.add("attendees")
+            reading.attendees.append({one for one in ids if _is_sf_id(one)})
+    code = reg.get(BOOKING_CODE)
+    if code is not None:
+        if _is_text(code, 64):
+            reading.code = code.strip().upper() or None
+        else:
+            bad.add("booking_code")
+    amount = reg.get(AMOUNT)
+    if amount not in (None, ""):
+        try:
+            if isinstance(amount, bool) or not isinstance(amount, int | float | str):
+                raise ValueError(amount)
+            value = Decimal(repr(amount) if isinstance(amount, float) else str(amount).strip())
+            if not value.is_finite() or abs(value) >= _MONEY_LIMIT:
+                raise ValueError(amount)
+            reading.amount = value
+        except (ValueError, ArithmeticError):
+            bad.add("amount")
+    name, event, error = (
+        reg.get("Name"),
+        reg.get("conference360__Event__c"),
+        reg.get("conference360__Error_Message__c"),
+    )
+    if (
+        (name is not None and not _is_text(name, 80))
+        or (event is not None and not _is_sf_id(event))
+        or (error is not None and not _is_text(error, 131_072))
+    ):
+        bad.add("other")
+    return reading
+
+
+def _cf_money(value: Any) -> Decimal:
+    """A Checkfront total as the API states it: two decimals, missing as 0.00."""
+    try:
+        amount = Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except ArithmeticError:
+        amount = Decimal(0)
+    return amount.quantize(Decimal("0.01")) if amount.is_finite() else Decimal(0)
 
 
 def _to_float(value: Any) -> float:
@@ -337,7 +472,7 @@ def _to_float(value: Any) -> float:
         return 0.0
 
 
-def _to_int(value: Any) -> int:
+def _qty(value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -350,15 +485,14 @@ def compute_truth(
     """Evaluate docs/rules.md over the store as it is, at `now` (default: the store's clock).
 
     Straightforward on purpose: it is the reference the planner and the reconciliation are tested
-    against. Readings of the rules where the text leaves room are listed in docs/dataset.md.
+    against, read from docs/rules.md's words over the raw API-shaped store. It shares no code with
+    the SQL rules or the planner (only the threshold defaults of regsync.definitions).
     """
     th = thresholds or Thresholds()
     now = store.clock.now() if now is None else float(now)
     now_ms = now * 1000
-    in_flight_ms = th.in_flight_s * 1000
-    overdue_ms = th.overdue_s * 1000
-    stale_draft_ms = th.stale_draft_s * 1000
-    confirmed = frozenset(th.confirmed_statuses)
+    confirmed = frozenset(status.upper() for status in th.confirmed_statuses)
+    tolerance = Decimal(str(th.amount_tolerance))
     pending: list[str] = []
     mismatches: list[Mismatch] = []
     with store.lock, gc_paused():
@@ -367,18 +501,15 @@ def compute_truth(
         item_of_session: dict[str, str] = {}
         for session in tables[SESSION].values():
             item = session.get(ITEM_ID)
-            if item not in (None, ""):
-                item_of_session[session["Id"]] = str(item).strip()
-        # Line item ids (int, or str in hand-written data) -> the mapped item's key.
-        item_key: dict[Any, str] = {}
-        for item in item_of_session.values():
-            item_key[item] = item
-            if item.isdigit():
-                item_key[int(item)] = item
+            if item not in (None, "") and not session.get("IsDeleted"):
+                item_of_session[session["Id"]] = (
+                    str(int(item)) if isinstance(item, int | float) else str(item)
+                )
+        mapped_items = set(item_of_session.values())
         booking_by_code: dict[str, dict[str, Any]] = {}
         booking: dict[str, Any] | None
         for booking in cf.bookings.values():
-            booking_by_code.setdefault(booking["code"], booking)
+            booking_by_code.setdefault(str(booking.get("code") or "").strip().upper(), booking)
         carts = cf.booking_sessions
         cart_ttl = cf.session_ttl_s
 
@@ -391,96 +522,113 @@ def compute_truth(
                 and now - cart["modified"] <= cart_ttl
             )
 
+        def out_of_flight(created_ms: float) -> bool:
+            return created_ms < now_ms - th.in_flight_s * 1000
+
         known: set[str] = set()  # booking sessions some registration names (deleted ones too)
         protected: set[str] = set()  # ... named by a Draft/To Process younger than stale_draft_s
+        held: set[str] = set()  # ... named by a registration not fully read (fail safe)
+        hold_all = False
         carried_codes: set[str] = set()
-        first_by_session: dict[str, tuple[str, str | None]] = {}
-        duplicates: dict[str, list[tuple[str, str | None]]] = {}
-        # Ages by comparing canonical datetime strings with cut-offs (created < cut <=> older).
-        in_flight_cut = format_ms(math.ceil(now_ms - in_flight_ms))
-        overdue_cut = format_ms(math.ceil(now_ms - overdue_ms))
-        stale_draft_cut = format_ms(math.ceil(now_ms - stale_draft_ms))
-        young_cut = format_ms(math.floor(now_ms - stale_draft_ms))  # created > it: younger
-        tolerance = th.amount_tolerance + 1e-9
+        by_session: dict[str, list[_Reading]] = {}
+        by_code: dict[str, list[_Reading]] = {}
         for reg in tables[REGISTRATION].values():
-            reg_id = reg["Id"]
-            session_id, attendees = _payload(reg.get(PAYLOAD))
-            deleted = bool(reg.get("IsDeleted"))
-            status = reg.get(STATUS)
-            created = _canonical(reg.get("CreatedDate"))
-            code = reg.get(BOOKING_CODE)
-            code = code.strip() or None if isinstance(code, str) else None
-            if session_id is not None:
-                known.add(session_id)
-                if not deleted and status in ("Draft", "To Process") and created > young_cut:
-                    protected.add(session_id)
-            if deleted:
+            reading = _read_registration(reg)
+            if reading is None:  # quarantined: whatever booking session its text names is held
+                text = reg.get(PAYLOAD)
+                text = text if isinstance(text, str) else ""
+                names = {m.strip() for m in _LEGIBLE_SESSION_ID.findall(text)}
+                names.discard("")
+                held.update(names)
+                if not names and "sessionId" in text:
+                    hold_all = True
                 continue
-            if code is not None:
-                carried_codes.add(code)
-            if created >= in_flight_cut:
-                continue  # in flight: left out of every rule
-            booking = booking_by_code.get(code) if code is not None else None
-            booking_confirmed = booking is not None and booking.get("status_id") in confirmed
-            if session_id is not None:
-                first = first_by_session.setdefault(session_id, (reg_id, code))
-                if first[0] != reg_id:
-                    duplicates.setdefault(session_id, [first]).append((reg_id, code))
-            found: list[str] = []
-            if status == "Draft":
-                if booking_confirmed:
-                    if attendees and all(attendees):
-                        pending.append(reg_id)
-                        if created < overdue_cut:
-                            found.append(DRAFT_BOOKING_PAID)
-                elif created < stale_draft_cut:
-                    found.append(STALE_DRAFT)
-            if booking is None:
-                if status in ("Draft", "To Process") and not alive(carts.get(session_id or "")):
-                    found.append(BOOKING_SESSION_MISSING)
-            else:
-                # Seats and items: needed by the attendees, booked on mapped lines.
-                seats_needed = 0
-                items_needed = set()
-                for ids in attendees:
-                    seats_needed += len(ids)
-                    for sf_session in ids:
-                        item = item_of_session.get(sf_session)
-                        if item is not None:
-                            items_needed.add(item)
-                seats_booked = 0
-                items_booked = set()
-                for line in booking.get("lines") or ():
-                    item = item_key.get(line.get("item_id"))
-                    if item is not None:
-                        qty = _to_int(line.get("qty"))
-                        seats_booked += qty
-                        if qty > 0:
+            young = reading.created_ms > now_ms - th.stale_draft_s * 1000
+            in_progress = not reading.deleted and reading.status in words.IN_PROGRESS_STATUSES
+            if reading.session_id is not None:
+                known.add(reading.session_id)
+                if in_progress and young:
+                    protected.add(reading.session_id)
+                if reading.unreadable:
+                    held.add(reading.session_id)
+            elif "booking_session" in reading.unreadable and in_progress and young:
+                hold_all = True
+            if reading.deleted:
+                continue
+            if reading.code is not None:
+                carried_codes.add(reading.code)
+            if not out_of_flight(reading.created_ms):
+                continue  # in flight: never the subject of a mismatch or a write
+            if reading.session_id is not None and "booking_session" not in reading.unreadable:
+                by_session.setdefault(reading.session_id, []).append(reading)
+            if reading.code is not None:
+                by_code.setdefault(reading.code, []).append(reading)
+            stale_cut = now_ms - th.stale_draft_s * 1000
+            found = _registration_codes(
+                reading, booking_by_code, confirmed, alive(carts.get(reading.session_id or "")), stale_cut
+            )
+            booking = booking_by_code.get(reading.code) if reading.code is not None else None
+            bad = reading.unreadable
+            if reading.unreadable:
+                found.append(REGISTRATION_PARTLY_READ)
+            elif (
+                reading.status == words.PENDING_STATUS
+                and booking is not None
+                and str(booking.get("status_id") or "").upper() in confirmed
+                and reading.attendees
+                and all(reading.attendees)
+            ):
+                pending.append(reading.reg_id)
+                if reading.created_ms < now_ms - th.overdue_s * 1000:
+                    found.append(DRAFT_BOOKING_PAID)
+            if booking is not None and "booking_code" not in bad:
+                if "attendees" not in bad:
+                    seats_needed = sum(len(ids) for ids in reading.attendees)
+                    items_needed = {
+                        item_of_session[one]
+                        for ids in reading.attendees
+                        for one in ids
+                        if one in item_of_session
+                    }
+                    seats_booked = 0
+                    items_booked: set[str] = set()
+                    for line in booking.get("lines") or ():
+                        item = str(line.get("item_id"))
+                        qty = _qty(line.get("qty"))
+                        if item in mapped_items and qty > 0:
+                            seats_booked += qty
                             items_booked.add(item)
-                if seats_needed != seats_booked:
-                    found.append(ATTENDEE_COUNT_MISMATCH)
-                if items_needed != items_booked:
-                    found.append(ATTENDEE_SESSIONS_MISMATCH)
-                if status == "Completed" and not booking_confirmed:
-                    found.append(COMPLETED_BOOKING_UNPAID)
-                if abs(_to_float(reg.get(AMOUNT)) - _to_float(booking.get("total"))) > tolerance:
+                    if seats_needed != seats_booked:
+                        found.append(ATTENDEE_COUNT_MISMATCH)
+                    if items_needed != items_booked:
+                        found.append(ATTENDEE_SESSIONS_MISMATCH)
+                differs = reading.amount is not None and (
+                    abs(reading.amount - _cf_money(booking.get("total"))) > tolerance
+                )
+                if differs and "amount" not in bad:
                     found.append(AMOUNT_MISMATCH)
             for reason in found:
-                mismatches.append(Mismatch(reason, reg_id, session_id, code))
-        for session_id, regs in duplicates.items():
-            for reg_id, code in regs:
-                mismatches.append(Mismatch(DUPLICATE_REGISTRATION, reg_id, session_id, code))
+                mismatches.append(Mismatch(reason, reading.reg_id, reading.session_id, reading.code))
+        for session_id, regs in by_session.items():
+            if len(regs) > 1:
+                mismatches += [Mismatch(DUPLICATE_REGISTRATION, g.reg_id, session_id, g.code) for g in regs]
+        for code, regs in by_code.items():
+            if len(regs) > 1:
+                mismatches += [Mismatch(DUPLICATE_BOOKING_CODE, g.reg_id, g.session_id, code) for g in regs]
         for booking in cf.bookings.values():
+            code = str(booking.get("code") or "").strip().upper()
             if (
-                booking.get("status_id") not in ("VOID", "STOP")
+                str(booking.get("status_id") or "").upper() not in words.UNTRACKED_BOOKING_STATUSES
                 and now - _to_float(booking.get("created_date")) > th.in_flight_s
-                and booking.get("code") not in carried_codes
+                and code not in carried_codes
             ):
-                mismatches.append(Mismatch(BOOKING_WITHOUT_REGISTRATION, None, None, booking.get("code")))
+                mismatches.append(Mismatch(BOOKING_WITHOUT_REGISTRATION, None, None, code))
         stale = [
             session_id
             for session_id in known
-            if session_id not in protected
+            if not hold_all
+            and session_id not in protected
+            and session_id not in held
             and alive(carts.get(session_id))
             and now - carts[session_id]["modified"] > th.stale_session_ttl_s
         ]
@@ -494,6 +642,35 @@ def compute_truth(
         stale_booking_sessions=stale,
         mismatches=mismatches,
     )
+
+
+def _registration_codes(
+    reading: _Reading,
+    booking_by_code: dict[str, dict[str, Any]],
+    confirmed: frozenset[str],
+    cart_alive: bool,
+    stale_cut_ms: float,
+) -> list[str]:
+    """The codes of docs/rules.md about a registration's status, booking and booking session."""
+    bad = reading.unreadable
+    found: list[str] = []
+    if "booking_code" in bad:
+        return found
+    booking = booking_by_code.get(reading.code) if reading.code is not None else None
+    booking_confirmed = booking is not None and str(booking.get("status_id") or "").upper() in confirmed
+    if reading.code is not None and booking is None:
+        found.append(BOOKING_NOT_FOUND)
+    if reading.status == words.COMPLETED and booking is not None and not booking_confirmed:
+        found.append(COMPLETED_BOOKING_UNPAID)
+    if reading.status == words.DRAFT and not booking_confirmed and reading.created_ms < stale_cut_ms:
+        found.append(STALE_DRAFT)
+    gone = reading.session_id is not None and not cart_alive
+    if booking is None and gone and "booking_session" not in bad:
+        if reading.status == words.DRAFT:
+            found.append(BOOKING_SESSION_MISSING)
+        elif reading.status == words.TO_PROCESS and reading.code is None:
+            found.append(BOOKING_CODE_MISSING)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1219,7 +1396,8 @@ class _Builder:
         elif kind == "session_missing":
             reg_id, cart_id, code = reg(created, status=variant, cart="gone")
             reg_ids = (reg_id,)
-            found.append((BOOKING_SESSION_MISSING, reg_id))
+            # A To Process registration without a code whose cart is gone has probably booked.
+            found.append((BOOKING_SESSION_MISSING if variant == "Draft" else BOOKING_CODE_MISSING, reg_id))
         elif kind in ("seats_mismatch", "sessions_mismatch", "amount_mismatch", "completed_unpaid"):
             status = rng.choice(("PEND", "HOLD")) if kind == "completed_unpaid" else "PAID"
             delta = rng.choice((-1, 1)) * rng.randint(100, 5000) if kind == "amount_mismatch" else 0

@@ -115,6 +115,7 @@ class Sandbox:
         self.ca_path: Path | None = None
         self.jwt_key_path: Path | None = None
         self.salesforce: SalesforceApi | None = None
+        self.checkfront: Any = None  # the CheckfrontApi once started (invalidate() after direct edits)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -181,6 +182,7 @@ class Sandbox:
         router.add(self._admin_routes())
         router.add(self.salesforce.routes())
         router.add(checkfront.routes())
+        self.checkfront = checkfront
 
         def not_found(request: SandboxRequest) -> SandboxResponse:
             if request.path.startswith("/api/"):

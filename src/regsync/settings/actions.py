@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from regsync import definitions as words
 from regsync.settings.types import BookingStatuses
 
 
@@ -14,10 +15,10 @@ class ActionSettings(BaseModel):
 
     # Writes happen only when this is true or the caller passes apply=True (`--apply`).
     enabled: bool = False
-    in_flight_s: int = Field(default=900, ge=0)
-    confirmed_statuses: BookingStatuses = ("PAID", "PART")
-    stale_session_ttl_s: int = Field(default=21600, ge=0)
-    stale_draft_s: int = Field(default=604800, ge=0)
+    in_flight_s: int = Field(default=words.IN_FLIGHT_S, ge=0)
+    confirmed_statuses: BookingStatuses = words.CONFIRMED_STATUSES
+    stale_session_ttl_s: int = Field(default=words.STALE_SESSION_TTL_S, ge=0)
+    stale_draft_s: int = Field(default=words.STALE_DRAFT_S, ge=0)
     # The circuit breaker: a run that would write more than max_writes actions, or more than
     # max_share of the eligible population (drafts for submits, known alive booking sessions for
     # ends), writes nothing.

@@ -17,7 +17,8 @@ class CheckfrontSettings(Section):
     auth: Literal["token", "bearer"] = "token"
     ca_file: Path | None = None
     timeout_s: float = Field(default=30.0, gt=0)
-    concurrency: int = Field(default=8, ge=1, le=64)
+    concurrency: int = Field(default=8, ge=1, le=64)  # the most calls in flight (adaptive below it)
+    max_requests_per_s: float | None = Field(default=None, gt=0)  # None: learned from 429s
     page_limit: int = Field(default=100, ge=1, le=250)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None

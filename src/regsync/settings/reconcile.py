@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from regsync import definitions as words
 from regsync.settings.types import BookingStatuses
 
 Severity = Literal["high", "medium", "low"]
@@ -24,6 +25,10 @@ REASON_CODES: tuple[str, ...] = (
     "DUPLICATE_REGISTRATION",
     "AMOUNT_MISMATCH",
     "STALE_DRAFT",
+    "BOOKING_CODE_MISSING",
+    "BOOKING_NOT_FOUND",
+    "DUPLICATE_BOOKING_CODE",
+    "REGISTRATION_PARTLY_READ",
 )
 
 
@@ -32,12 +37,12 @@ class ReconcileSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    in_flight_s: int = Field(default=900, ge=0)
-    confirmed_statuses: BookingStatuses = ("PAID", "PART")
-    stale_session_ttl_s: int = Field(default=21600, ge=0)
-    overdue_s: int = Field(default=86400, ge=0)
-    stale_draft_s: int = Field(default=604800, ge=0)
-    amount_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
+    in_flight_s: int = Field(default=words.IN_FLIGHT_S, ge=0)
+    confirmed_statuses: BookingStatuses = words.CONFIRMED_STATUSES
+    stale_session_ttl_s: int = Field(default=words.STALE_SESSION_TTL_S, ge=0)
+    overdue_s: int = Field(default=words.OVERDUE_S, ge=0)
+    stale_draft_s: int = Field(default=words.STALE_DRAFT_S, ge=0)
+    amount_tolerance: Decimal = Field(default=Decimal(words.AMOUNT_TOLERANCE), ge=0)
     severity: dict[str, Severity] = {}
     session_item_mapping: dict[str, str] = {}
     # Connections the rules are spread over (regsync.reconcile.rules.evaluate_concurrently).

@@ -862,25 +862,27 @@ def _same_moment(raw: Any, got: Any) -> bool:
     return got == stamp
 
 
-def _registration_losses(record: dict[str, Any], rows: Any) -> list[str]:
+def _registration_losses(record: dict[str, Any], rows: Any, skip: set[str] | None = None) -> list[str]:
+    """What changed on the way; `skip`: the parts the normalizer named unreadable (left out)."""
     f = REG_FIELDS
     row = rows.registration
+    skip = skip or set()
+    other = (
+        ()
+        if "other" in skip
+        else (("Name", "name"), (f.event, "event_id"), (f.error_message, "error_message"))
+    )
     problems = [
         f"{k} {_show(record.get(k))} became {_show(row[c])}"
-        for k, c in (
-            ("Id", "id"),
-            ("Name", "name"),
-            (f.status, "status"),
-            (f.event, "event_id"),
-            (f.error_message, "error_message"),
-        )
+        for k, c in (("Id", "id"), (f.status, "status"), *other)
         if not _same_text(record.get(k), row[c])
     ]
-    if not _same_text(record.get(f.booking_code), row["booking_code"], empty_is_none=True):
-        problems.append(
-            f"booking code {_show(record.get(f.booking_code))} became {_show(row['booking_code'])}"
-        )
-    if not _same_amount(record.get(f.amount), row["amount"]):
+    code = record.get(f.booking_code)
+    if "booking_code" not in skip and not _same_text(
+        code.strip().upper() if isinstance(code, str) else code, row["booking_code"], empty_is_none=True
+    ):
+        problems.append(f"booking code {_show(code)} became {_show(row['booking_code'])}")
+    if "amount" not in skip and not _same_amount(record.get(f.amount), row["amount"]):
         problems.append(f"amount {_show(record.get(f.amount))} became {_show(row['amount'])}")
     if row["is_deleted"] is not record.get("IsDeleted", False):
         problems.append("IsDeleted changed")
@@ -891,6 +893,8 @@ def _registration_losses(record: dict[str, Any], rows: Any) -> list[str]:
     ):
         if not _same_moment(record.get(name), row[column]):
             problems.append(f"{name} {_show(record.get(name))} became {_show(row[column])}")
+    if "attendees" in skip or "booking_session" in skip:
+        return problems + _unstorable(tables.registrations, row)
     text = record.get(f.attendee_json)
     payload = lenient_json.loads(text) if text else {}  # the documented repairs included
     if not _same_text(payload.get("sessionId"), row["booking_session_id"], empty_is_none=True):
@@ -1001,7 +1005,16 @@ def _lines_losses(booking: dict[str, Any], booking_id: int, lines: list[dict[str
 
 
 def probe_registration(record: Any) -> Outcome:
-    _lost(_registration_losses(record, normalize_registration(record, REG_FIELDS)), "registration")
+    rows = normalize_registration(record, REG_FIELDS)
+    unreadable = rows.registration.get("unreadable_parts")
+    _lost(
+        _registration_losses(record, rows, skip=set(unreadable.split(",")) if unreadable else set()),
+        "registration",
+    )
+    if unreadable:
+        # Partly read (issue 13): kept with its identity and readable parts intact, its unreadable
+        # parts named with their reason on the row, the raw record archived: the quarantine outcome.
+        raise RecordRejected(rows.registration["unreadable"])
     return "accepted"
 
 
@@ -1761,10 +1774,15 @@ def _planted_outcome(item: Planted, filed: dict[Any, Any], loaded: dict[str, Any
             REG_FIELDS.error_message: "error_message",
             REG_FIELDS.booking_code: "booking_code",
         }.get(item.path[0])
-        if row is None or (column is not None and getattr(row, column) != item.value):
+        # Booking codes are kept trimmed and upper-cased (docs/rules.md): matched case-insensitively.
+        sent = item.value.strip().upper() if column == "booking_code" else item.value
+        if row is None or (column is not None and getattr(row, column) != sent):
             return "failure", f"valid record {item.record_id} lost or changed"
         return "accepted", None
     row = filed.get((item.source, item.record_id))
+    kept_row = loaded.get(item.record_id) if item.source == "salesforce.registrations" else None
+    if row is None and kept_row is not None and (kept_row.unreadable or "").strip():
+        return "quarantined", None  # partly read (issue 13): kept, its unreadable parts named
     if row is None:
         return "failure", f"hostile {item.source} {item.record_id} ({_show(item.value)}) not quarantined"
     try:

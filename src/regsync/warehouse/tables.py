@@ -49,6 +49,11 @@ registrations = Table(
     Column("system_modstamp", UtcDateTime, nullable=False),
     Column("is_deleted", Boolean, nullable=False, default=False),
     Column("synced_at", UtcDateTime, nullable=False),
+    # Partly read (docs/rules.md): the exact amount when it has sub-cent digits, and what could not
+    # be read: why (text) and which parts (",amount,attendees,"); both NULL when fully read.
+    Column("amount_exact", String(48)),
+    Column("unreadable", Text),
+    Column("unreadable_parts", String(80)),
 )
 Index("ix_registrations_booking_session_id", registrations.c.booking_session_id)
 Index("ix_registrations_booking_code", registrations.c.booking_code)
@@ -135,6 +140,7 @@ bookings = Table(
     Column("summary", Text),
     Column("detail_fetched", Boolean, nullable=False, default=False),
     Column("synced_at", UtcDateTime, nullable=False),
+    Column("total_exact", String(48)),  # the exact total when it has sub-cent digits
     UniqueConstraint("code"),
 )
 Index("ix_bookings_detail_fetched_code", bookings.c.detail_fetched, bookings.c.code)
