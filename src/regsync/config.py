@@ -4,21 +4,24 @@ Every org names its Blackthorn fields a little differently and hosts Checkfront 
 sub-domain, so object and field API names and hosts are configuration, not constants.
 Secrets are read only from ``REGSYNC_*`` environment variables (or an env file the operator
 points at); a secret written into the TOML file is refused so it never lands in a repository.
+
+The section models live in regsync.settings (at the bottom of the import graph, so that a stage
+can import its section without loading the others); this module assembles and loads them, and
+re-exports them under their old names.
 """
 
 from __future__ import annotations
 
 import os
-import ssl
 import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -28,13 +31,23 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from regsync import definitions as words
-from regsync.actions.settings import ActionSettings
 from regsync.errors import ConfigError
-from regsync.jobs.settings import JobSettings
-from regsync.metrics import MetricsSettings
-from regsync.normalize.coerce import BookingStatuses
-from regsync.reconcile.rules import ReconcileSettings
+from regsync.settings.actions import ActionSettings as ActionSettings
+from regsync.settings.checkfront import CheckfrontSettings as CheckfrontSettings
+from regsync.settings.common import check_ca_file as check_ca_file
+from regsync.settings.jobs import JobSettings as JobSettings
+from regsync.settings.metrics import MetricsSettings as MetricsSettings
+from regsync.settings.reconcile import ReconcileSettings as ReconcileSettings
+from regsync.settings.rules import SHARED_RULES as SHARED_RULES
+from regsync.settings.rules import RuleSettings as RuleSettings
+from regsync.settings.salesforce import RegistrationFields as RegistrationFields
+from regsync.settings.salesforce import SalesforceObjects as SalesforceObjects
+from regsync.settings.salesforce import SalesforceSettings as SalesforceSettings
+from regsync.settings.salesforce import SessionFields as SessionFields
+from regsync.settings.sync import QuotaSettings as QuotaSettings
+from regsync.settings.sync import RetrySettings as RetrySettings
+from regsync.settings.sync import SyncSettings as SyncSettings
+from regsync.settings.warehouse import WarehouseSettings as WarehouseSettings
 
 ENV_PREFIX = "REGSYNC_"
 CONFIG_ENV_VAR = "REGSYNC_CONFIG"
@@ -53,189 +66,6 @@ SECRET_KEYS: frozenset[tuple[str, str]] = frozenset(
         ("checkfront", "token"),
     }
 )
-
-
-def check_ca_file(value: Path | None) -> Path | None:
-    """A CA file must exist, be readable and hold PEM certificates: found at load time, not as a
-    TLS traceback at the first call (a sandbox config outliving the sandbox's CA, a typo)."""
-    if value is None:
-        return None
-    try:
-        data = value.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"CA file {value} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"CA file {value} is a directory") from None
-    except OSError as exc:
-        raise ValueError(f"CA file {value} cannot be read: {exc.strerror or exc}") from None
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ValueError(f"CA file {value} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
-    try:
-        ssl.create_default_context(cafile=str(value))
-    except (ssl.SSLError, ValueError) as exc:
-        raise ValueError(f"CA file {value} is not a usable PEM certificate: {exc}") from None
-    return value
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SalesforceObjects(_Section):
-    """API names of the Blackthorn objects regsync reads."""
-
-    registration: str = "conference360__Event_Registration_Submission__c"
-    event: str = "conference360__Event__c"
-    session: str = "conference360__Session__c"
-    attendee: str = "conference360__Attendee__c"
-    session_attendee: str = "conference360__Session_Attendee__c"
-
-
-class RegistrationFields(_Section):
-    """Field API names on the Event Registration Submission (not public: org-specific)."""
-
-    status: str = "conference360__Status__c"
-    event: str = "conference360__Event__c"
-    attendee_json: str = "conference360__Attendee_JSON__c"
-    error_message: str = "conference360__Error_Message__c"
-    amount: str = "conference360__Amount__c"
-    # The org's own integration fields: where the Checkfront booking session id and booking code live.
-    # checkfront_session = "" means: read `sessionId` from the Attendee JSON payload.
-    checkfront_session: str = ""
-    booking_code: str = "Checkfront_Booking_Code__c"
-
-
-class SessionFields(_Section):
-    """Field API names on Salesforce Sessions and Session Attendees."""
-
-    event: str = "conference360__Event__c"
-    # A field on conference360__Session__c holding the Checkfront item id it sells ("" = use mapping only).
-    checkfront_item: str = "Checkfront_Item_Id__c"
-    attendee_session: str = "conference360__Session__c"
-    attendee_attendee: str = "conference360__Attendee__c"
-    attendee_status: str = "conference360__Registration_Status__c"
-
-
-class SalesforceSettings(_Section):
-    """How to reach and authenticate to the Salesforce org."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    auth: Literal["password", "client_credentials", "jwt", "session"] = "password"
-    login_url: str = "https://login.salesforce.com"
-    instance_url: str = ""  # required for auth = "session"; discovered from the token otherwise
-    api_version: str = "60.0"
-    username: str = ""
-    consumer_key: str = ""
-    ca_file: Path | None = None
-    timeout_s: float = Field(default=60.0, gt=0)
-    objects: SalesforceObjects = SalesforceObjects()
-    registration_fields: RegistrationFields = RegistrationFields()
-    session_fields: SessionFields = SessionFields()
-    # Secrets: environment only.
-    password: SecretStr | None = None
-    security_token: SecretStr | None = None
-    consumer_secret: SecretStr | None = None
-    private_key_file: SecretStr | None = None
-    session_id: SecretStr | None = None
-
-    @field_validator("api_version")
-    @classmethod
-    def _api_version(cls, value: str) -> str:
-        major, _, minor = value.partition(".")
-        if not (major.isdigit() and minor.isdigit()):
-            raise ValueError("expected a version such as '60.0'")
-        return value
-
-    @field_validator("login_url", "instance_url")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        if value and not value.startswith("https://"):
-            raise ValueError("expected an https:// URL (Salesforce is https-only)")
-        return value.rstrip("/")
-
-    _ca_file = field_validator("ca_file")(check_ca_file)
-
-
-class CheckfrontSettings(_Section):
-    """How to reach and authenticate to the Checkfront account."""
-
-    base_url: str = "https://your-company.checkfront.com"
-    auth: Literal["token", "bearer"] = "token"
-    ca_file: Path | None = None
-    timeout_s: float = Field(default=30.0, gt=0)
-    concurrency: int = Field(default=8, ge=1, le=64)  # the most calls in flight (adaptive below it)
-    max_requests_per_s: float | None = Field(default=None, gt=0)  # None: learned from 429s
-    page_limit: int = Field(default=100, ge=1, le=250)
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
-    token: SecretStr | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        if not value.startswith("https://"):
-            raise ValueError("expected an https:// URL (Checkfront is https-only)")
-        return value.rstrip("/")
-
-    _ca_file = field_validator("ca_file")(check_ca_file)
-
-
-class WarehouseSettings(_Section):
-    """Where the local warehouse lives."""
-
-    url: str = "sqlite:///regsync.db"
-
-    @field_validator("url")
-    @classmethod
-    def _dialect(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql")):
-            raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
-        return value
-
-
-class SyncSettings(_Section):
-    """The incremental pull: windows, look-back and safety lag."""
-
-    lookback_s: int = Field(default=300, ge=0)
-    safety_lag_s: int = Field(default=60, ge=0)
-    # 0 = one window from the watermark to now (fewest API calls); a window that times out
-    # (QUERY_TIMEOUT) is split in two whatever this says.
-    window_days: float = Field(default=0.0, ge=0)
-    min_window_s: int = Field(default=60, ge=1)
-    backfill_since: str = "2015-01-01"
-    booking_window_days: int = Field(default=365, ge=1)
-    # A booking session seen alive is read again when its registration changed since, or when the
-    # last read is older than this (its cart may have changed or ended).
-    booking_session_refresh_s: int = Field(default=3600, ge=0)
-
-
-class QuotaSettings(_Section):
-    """Stop a run cleanly before regsync eats too much of the org's daily API allowance."""
-
-    max_share: float = Field(default=0.8, gt=0, le=1)
-
-
-class RetrySettings(_Section):
-    """The one retry policy for every remote call."""
-
-    attempts: int = Field(default=6, ge=1, le=20)
-    initial_s: float = Field(default=0.5, ge=0)
-    max_s: float = Field(default=30.0, ge=0)
-    max_retry_after_s: float = Field(default=120.0, ge=0)
-
-
-class RuleSettings(_Section):
-    """`[rules]`: the thresholds of docs/rules.md that the write-back planner ([actions]) and the
-    reconciliation ([reconcile]) must share, set once (`harmonise_rules`)."""
-
-    in_flight_s: int = Field(default=words.IN_FLIGHT_S, ge=0)
-    confirmed_statuses: BookingStatuses = words.CONFIRMED_STATUSES
-    stale_session_ttl_s: int = Field(default=words.STALE_SESSION_TTL_S, ge=0)
-    stale_draft_s: int = Field(default=words.STALE_DRAFT_S, ge=0)
-
-
-SHARED_RULES: tuple[str, ...] = tuple(RuleSettings.model_fields)
 
 
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("regsync_environ", default=None)
@@ -270,7 +100,7 @@ class Settings(BaseSettings):
     rules: RuleSettings = RuleSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     actions: ActionSettings = ActionSettings()
-    jobs: JobSettings = JobSettings()
+    jobs: JobSettings = JobSettings.model_validate({})  # every key from the packaged defaults
     metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
@@ -326,7 +156,7 @@ def _refuse_secrets(data: Mapping[str, Any], path: Path) -> None:
 def _url_password(url: str) -> str | None:
     """The password in a database URL, if it has one."""
     try:
-        return make_url(url).password  # type: ignore[return-value]
+        return make_url(url).password
     except (ArgumentError, ValueError):
         return None
 
@@ -346,7 +176,9 @@ def _resolve_relative(data: dict[str, Any], folder: Path) -> None:
     """Relative file paths written in the TOML mean: beside the config file, whatever the working
     directory (cron's is $HOME or /): the SQLite warehouse and the CA files."""
     warehouse = data.get("warehouse")
-    url = warehouse.get("url") if isinstance(warehouse, dict) else None
+    if not isinstance(warehouse, dict):
+        warehouse = {}
+    url = warehouse.get("url")
     if isinstance(url, str) and url.startswith("sqlite:"):
         try:
             parsed = make_url(url)
@@ -358,7 +190,9 @@ def _resolve_relative(data: dict[str, Any], folder: Path) -> None:
             warehouse["url"] = resolved.render_as_string(hide_password=False)
     for section in ("salesforce", "checkfront"):
         block = data.get(section)
-        ca = block.get("ca_file") if isinstance(block, dict) else None
+        if not isinstance(block, dict):
+            continue
+        ca = block.get("ca_file")
         if isinstance(ca, str) and ca and not Path(ca).expanduser().is_absolute():
             block["ca_file"] = str((folder / ca).resolve())
 

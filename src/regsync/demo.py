@@ -22,8 +22,8 @@ from regsync.pull import run_pull
 from regsync.reconcile.run import run_reconcile
 from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import compute_truth
-from regsync.status import table_counts
 from regsync.warehouse.engine import open_warehouse
+from regsync.warehouse.status import table_counts
 
 
 def run_demo(*, registrations: int, seed: int, workdir: Path, console: Console) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, RowMapping, select
 
 from regsync.warehouse.tables import runs, stream_state
 
@@ -153,7 +153,7 @@ def _systems_of(streams: Iterable[str]) -> set[str]:
     return {system for system, names in SYSTEM_STREAMS.items() if wanted & set(names)}
 
 
-def _completed_streams(row: Mapping[str, Any]) -> set[str]:
+def _completed_streams(row: RowMapping) -> set[str]:
     """The streams a successful run pulled to the end (a stopped partial run names its last one, too:
     that stream counts as not completed)."""
     streams = _streams_of(row["job"], row["counts"])
@@ -193,7 +193,7 @@ def load_freshness(connection: Connection, *, now: datetime, max_age_s: int) -> 
 
 
 def _walk(
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[RowMapping],
     succeeded: dict[str, datetime],
     latest: dict[str, Attempt],
     streams_known: int,

@@ -81,10 +81,10 @@ class ContextFilter(logging.Filter):
         self.job: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.run_id = getattr(record, "run_id", None) or self.run_id
-        record.job = getattr(record, "job", None) or self.job
+        run_id = record.run_id = getattr(record, "run_id", None) or self.run_id
+        job = record.job = getattr(record, "job", None) or self.job
         # For the human formats: "[sync 1f2e3d4c] " when a job is running, nothing otherwise.
-        record.context = f"[{record.job} {str(record.run_id or '-')[:8]}] " if record.job else ""
+        record.context = f"[{job} {str(run_id or '-')[:8]}] " if job else ""
         return True
 
 
@@ -111,8 +111,8 @@ CONTEXT = ContextFilter()
 def setup_logging(fmt: str = "auto", *, level: int = logging.INFO, secrets: Iterable[str] = ()) -> None:
     """Configure the root logger once per process."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if fmt == "json":
         handler = logging.StreamHandler(sys.stderr)

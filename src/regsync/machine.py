@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
 
+from regsync.actions.journal import KINDS, unresolved
+from regsync.freshness import load_freshness
+from regsync.settings.jobs import JOB_NAMES
+from regsync.warehouse.locks import current_holders
+from regsync.warehouse.reconcile_tables import reconcile_runs
+from regsync.warehouse.state import all_states, last_runs
+from regsync.warehouse.status import COUNTED
+
 if TYPE_CHECKING:
     from regsync.actions.apply import BreakerVerdict
     from regsync.actions.candidates import Plan
@@ -103,14 +111,6 @@ def actions_document(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def status_document(settings: Settings, engine: Engine, *, now: datetime | None = None) -> dict[str, Any]:
     """Streams, row counts, freshness, the last run of each job, locks, open actions, last reconcile."""
-    from regsync.actions.journal import KINDS, unresolved
-    from regsync.freshness import load_freshness
-    from regsync.jobs.settings import JOB_NAMES
-    from regsync.locks import current_holders
-    from regsync.status import COUNTED
-    from regsync.warehouse.reconcile_tables import reconcile_runs
-    from regsync.warehouse.state import all_states, last_runs
-
     now = now or datetime.now(UTC)
     with engine.connect() as connection:
         rows = {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one() for t in COUNTED}

@@ -18,31 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import Engine, select
 
 from regsync.freshness import PULL_JOBS, load_freshness
+from regsync.settings.reconcile import REASON_CODES
+from regsync.warehouse.engine import make_engine
 from regsync.warehouse.tables import runs
 
 OUTCOMES = ("ok", "partial", "deferred", "failed", "locked")
 WRITE_JOBS = ("submit-pending", "close-stale", "write-back")
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-
-
-class MetricsSettings(BaseModel):
-    """`[metrics]`: where `regsync run` writes the Prometheus textfile ("" = nowhere)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # e.g. "/var/lib/prometheus/node-exporter/regsync_{job}.prom"; {job} is the job's name.
-    file: str = ""
-
-    @field_validator("file")
-    @classmethod
-    def _prom(cls, value: str) -> str:
-        if value and not value.endswith(".prom"):
-            raise ValueError("node_exporter's textfile collector reads only files ending in .prom")
-        return value
 
 
 @dataclass(frozen=True)
@@ -201,11 +186,9 @@ def _write_samples(job: str, counts: Mapping[str, Any]) -> list[Sample]:
 
 
 def _reconcile_samples(job: str, counts: Mapping[str, Any]) -> list[Sample]:
-    from regsync.reconcile.rules import CODES
-
     samples = [
         Sample("regsync_mismatches", (("code", code), ("job", job)), _int(counts.get(f"code.{code}")) or 0)
-        for code in CODES
+        for code in REASON_CODES
     ]
     for change in ("new", "open", "resolved"):
         number = _int(counts.get(change))
@@ -315,8 +298,6 @@ def emit(
     owned = engine is None
     try:
         if engine is None:
-            from regsync.warehouse.engine import make_engine
-
             engine = make_engine(settings.warehouse.url)
         samples = job_samples(
             engine,

@@ -24,6 +24,17 @@ from regsync.clients.usage import ApiUsage
 from regsync.config import RetrySettings, Settings
 from regsync.errors import ApiError, ConfigError, QuotaExhaustedError, RecordRejected, RegsyncError
 from regsync.extract.soql import identifier
+from regsync.normalize.checkfront import (
+    normalize_booking_index_entry,
+    normalize_booking_lines,
+    normalize_booking_session,
+)
+from regsync.normalize.salesforce import (
+    normalize_registration,
+    normalize_session,
+    registration_select,
+    session_select,
+)
 
 log = logging.getLogger("regsync.preflight")
 
@@ -135,9 +146,10 @@ def _salesforce(settings: Settings, usage: ApiUsage, report: PreflightReport) ->
         report.add("Salesforce", "objects and fields", "skip", "needs a login")
         return None
     report.add("Salesforce", "login", "ok", f"{sf.auth} login; instance {token.instance_url}")
-    client = _served_version(client, settings, usage, report)
-    if client is None:
+    served = _served_version(client, settings, usage, report)
+    if served is None:
         return None
+    client = served
     described = _objects(client, settings, report)
     _fields(described, settings, report)
     session_id = _read_like_the_pull(client, settings, report, described)
@@ -265,13 +277,6 @@ def _read_like_the_pull(
 ) -> str | None:
     """One page of each SOQL stream with the pull's own field list; the registration shaped as the
     pull shapes it. Returns a booking session id that a recent registration names."""
-    from regsync.normalize.salesforce import (
-        normalize_registration,
-        normalize_session,
-        registration_select,
-        session_select,
-    )
-
     sf = settings.salesforce
     streams: list[tuple[str, str, list[str], Callable[[dict[str, Any]], Any]]] = [
         (
@@ -416,8 +421,6 @@ def _ping(client: CheckfrontClient, base_url: str, report: PreflightReport) -> b
 
 
 def _one_booking(client: CheckfrontClient, report: PreflightReport, now: datetime) -> None:
-    from regsync.normalize.checkfront import normalize_booking_index_entry, normalize_booking_lines
-
     name = "read one booking as the pull does"
     try:
         page = client.booking_index_page(1, filters={"limit": 1})
@@ -451,8 +454,6 @@ def _one_booking(client: CheckfrontClient, report: PreflightReport, now: datetim
 def _one_cart(
     client: CheckfrontClient, report: PreflightReport, session_id: str | None, now: datetime
 ) -> None:
-    from regsync.normalize.checkfront import normalize_booking_session
-
     name = "read one booking session as the pull does"
     if not session_id:
         report.add("Checkfront", name, "skip", "no recent registration names a booking session")

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from regsync.actions.apply import breaker, breaker_verdict, predict_breaker, run_actions
 from regsync.actions.candidates import Candidate, Plan
 from regsync.actions.journal import END, SUBMIT, list_actions
-from regsync.actions.settings import ActionSettings
 from regsync.cli import app
 from regsync.config import Settings
 from regsync.exitcodes import ExitCode
+from regsync.settings.actions import ActionSettings
 from tests.actions.test_candidates import seed_drafts
 from tests.reconcile import NOW
 

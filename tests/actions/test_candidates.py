@@ -12,7 +12,7 @@ from regsync.actions import journal
 from regsync.actions.apply import breaker
 from regsync.actions.candidates import Candidate, Plan, Scope, make_plan, submit_payloads
 from regsync.actions.journal import END, KINDS, SUBMIT, list_actions
-from regsync.actions.settings import ActionSettings
+from regsync.settings.actions import ActionSettings
 from tests.actions import HOUR, idle_cart
 from tests.reconcile import FRESH, NOW, ago, booking, registration, seed
 

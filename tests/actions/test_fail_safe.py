@@ -20,11 +20,11 @@ from sqlalchemy import Engine, select
 
 from regsync.actions.apply import plan, run_actions
 from regsync.actions.journal import END, SUBMIT
-from regsync.actions.settings import ActionSettings
 from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import AMOUNT, BOOKING_CODE, PAYLOAD, STATUS, GeneratorConfig, populate
 from regsync.sandbox.store import REGISTRATION, SandboxStore
+from regsync.settings.actions import ActionSettings
 from regsync.testing.writes import writes_reached
 from regsync.warehouse.tables import quarantine, registrations
 

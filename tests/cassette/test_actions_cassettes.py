@@ -23,13 +23,13 @@ from sqlalchemy import Engine, select
 from regsync.actions import journal
 from regsync.actions.apply import APEX_SESSION_REGISTRATION, ActionsReport, plan, run_actions
 from regsync.actions.journal import END, SUBMIT, list_actions
-from regsync.actions.settings import ActionSettings
 from regsync.config import Settings
 from regsync.exitcodes import ExitCode
 from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import PAYLOAD, STATUS
 from regsync.sandbox.store import REGISTRATION, SESSION_ATTENDEE
+from regsync.settings.actions import ActionSettings
 from regsync.testing import cassettes
 from regsync.testing.cassettes import Recorded
 from regsync.warehouse.state import last_runs

@@ -1,6 +1,6 @@
 """Helpers of the jobs tests: regsync's command line in a subprocess, configs, ledger and table reads.
 
-Until cli.py wires `register(app)`, the subprocess runs a tiny boot script that registers the jobs
+Until regsync.cli wires `register(app)`, the subprocess runs a tiny boot script that registers the jobs
 commands on regsync's own Typer app (register is idempotent, so this keeps working once wired).
 """
 
@@ -25,7 +25,7 @@ from regsync.warehouse.tables import runs
 
 BOOT = (
     "from regsync.cli import app\n"
-    "from regsync.cli_jobs import register\n"
+    "from regsync.cli.jobs import register\n"
     "register(app)\n"
     "app(prog_name='regsync')\n"
 )

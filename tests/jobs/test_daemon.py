@@ -24,9 +24,9 @@ from regsync.jobs import registry as registry_module
 from regsync.jobs import schedule
 from regsync.jobs.registry import JobResult
 from regsync.jobs.schedule import JOBSTORE_TABLE, next_run_times, planned_jobs, run_daemon
-from regsync.jobs.settings import JOB_NAMES, JobSettings
-from regsync.locks import open_warehouse_locked
 from regsync.sandbox import Sandbox
+from regsync.settings.jobs import JOB_NAMES, JobSettings
+from regsync.warehouse.locks import open_warehouse_locked
 from regsync.warehouse.tables import booking_lines, bookings
 from tests.jobs import (
     BOOT,

@@ -17,14 +17,14 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from regsync.cli import app
-from regsync.cli_jobs import register
+from regsync.cli.jobs import register
 from regsync.exitcodes import ExitCode
-from regsync.jobs import jobs_status
 from regsync.jobs import registry as registry_module
 from regsync.jobs.registry import JOBS, JobResult, run_job
-from regsync.jobs.settings import JOB_NAMES, JobSettings, packaged_defaults
-from regsync.locks import hold, open_warehouse_locked
+from regsync.jobs.status import jobs_status
 from regsync.sandbox import Sandbox
+from regsync.settings.jobs import JOB_NAMES, JobSettings, packaged_defaults
+from regsync.warehouse.locks import hold, open_warehouse_locked
 from tests.jobs import (
     SECRETS,
     comparable_counts,
@@ -373,7 +373,7 @@ def test_cli_usage_and_config_errors(sandbox: Sandbox, tmp_path: Path) -> None:
 def test_the_schedule_file_is_the_packaged_default() -> None:
     shipped = REPO / "jobs" / "schedule.toml"
     assert shipped.is_symlink()
-    assert shipped.resolve() == (REPO / "src" / "regsync" / "jobs" / "default_schedule.toml").resolve()
+    assert shipped.resolve() == (REPO / "src" / "regsync" / "settings" / "default_schedule.toml").resolve()
     defaults = packaged_defaults()
     assert set(defaults["cadence"]) == set(JOB_NAMES) == set(JOBS)
     settings = JobSettings()
@@ -403,7 +403,7 @@ def test_overrides_merge_over_the_defaults_job_by_job() -> None:
 
 
 def test_crontab_day_of_week_means_what_it_means_in_cron() -> None:
-    from regsync.jobs.settings import crontab_days
+    from regsync.settings.jobs import crontab_days
 
     assert crontab_days("1-5") == "mon,tue,wed,thu,fri"
     assert crontab_days("0") == crontab_days("7") == "sun"

@@ -14,7 +14,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from regsync.locks import (
+from regsync.warehouse.engine import make_engine
+from regsync.warehouse.lock_tables import job_locks
+from regsync.warehouse.locks import (
     LOCK_NAME,
     LockHeld,
     advisory_key,
@@ -23,8 +25,6 @@ from regsync.locks import (
     make_lock,
     open_warehouse_locked,
 )
-from regsync.warehouse.engine import make_engine
-from regsync.warehouse.lock_tables import job_locks
 from regsync.warehouse.state import utcnow
 from tests.jobs import lock_rows, wait_for
 
@@ -162,7 +162,7 @@ def test_a_holder_that_was_taken_over_finds_out_and_sets_lost(warehouse: Engine)
 
 HOLD_AND_SLEEP = """
 import sys, time
-from regsync.locks import hold, open_warehouse_locked
+from regsync.warehouse.locks import hold, open_warehouse_locked
 engine = open_warehouse_locked(sys.argv[1])
 with hold(engine, job="sync", lease_s=float(sys.argv[2]), heartbeat_s=0.2):
     print("held", flush=True)

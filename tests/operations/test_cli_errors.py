@@ -22,9 +22,9 @@ from regsync.clients.usage import ApiUsage
 from regsync.config import CheckfrontSettings, RetrySettings, load_settings, masked
 from regsync.errors import ConfigError, NotDeliveredError
 from regsync.exitcodes import ExitCode
-from regsync.locks import hold, open_warehouse_locked
 from regsync.reconcile.report import csv_text, neutralise, neutralise_bidi
 from regsync.sandbox import Sandbox
+from regsync.warehouse.locks import hold, open_warehouse_locked
 from regsync.warehouse.state import finish_run, start_run
 from tests.conftest import PG_URL
 
@@ -134,7 +134,7 @@ def test_a_sqlite_warehouse_that_cannot_be_written_is_named(tmp_path: Path) -> N
     """SQLite refusing to write (a read-only file system, a file we may not write) is exit 1."""
     from sqlalchemy.exc import OperationalError
 
-    from regsync.cli_errors import OUTPUT, explain
+    from regsync.cli.errors import OUTPUT, explain
 
     OUTPUT.warehouse_url = f"sqlite:///{tmp_path / 'w.db'}"
     refused = OperationalError("INSERT ...", {}, Exception("attempt to write a readonly database"))
@@ -279,7 +279,7 @@ def test_under_json_logs_even_an_unexpected_error_is_one_json_object(monkeypatch
     def broken(_settings: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("regsync.status.warehouse_status", broken)
+    monkeypatch.setattr("regsync.warehouse.status.warehouse_status", broken)
     result = CliRunner().invoke(
         app, ["--log-format", "json", "status"], env={"REGSYNC_WAREHOUSE__URL": "sqlite://"}
     )

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from regsync.cli import app
 from regsync.exitcodes import ExitCode
-from regsync.locks import open_warehouse_locked
 from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
-from regsync.status import quarantine_summary
+from regsync.warehouse.locks import open_warehouse_locked
+from regsync.warehouse.status import quarantine_summary
 
 pytestmark = pytest.mark.sandbox
 NO_SLEEP = {"sleep": lambda _s: None}

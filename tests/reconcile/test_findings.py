@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 from regsync import definitions as words
 from regsync.actions.candidates import Scope, make_plan
 from regsync.actions.journal import END, SUBMIT
-from regsync.actions.settings import ActionSettings
 from regsync.config import RuleSettings
 from regsync.reconcile import rules
 from regsync.reconcile.rules import ReconcileSettings, pending_registrations
 from regsync.sandbox.generator import Thresholds
+from regsync.settings.actions import ActionSettings
 from tests.actions import idle_cart
 from tests.reconcile import (
     DEFAULTS,

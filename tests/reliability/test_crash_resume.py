@@ -16,10 +16,10 @@ from sqlalchemy import Engine, select
 from regsync.actions import journal
 from regsync.actions.apply import run_actions
 from regsync.actions.journal import END, SUBMIT, list_actions
-from regsync.actions.settings import ActionSettings
 from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import SESSION_ATTENDEE
+from regsync.settings.actions import ActionSettings
 from regsync.testing.crash import KILL_POINTS, run_crash_resume
 from regsync.testing.snapshot import diff_snapshots, remote_snapshot
 from regsync.testing.writes import END_ENDPOINT, SUBMIT_ENDPOINT, writes_reached

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from regsync.actions.settings import ActionSettings
 from regsync.config import (
     SHARED_RULES,
     RuleSettings,
@@ -18,6 +17,7 @@ from regsync.config import (
 )
 from regsync.errors import ConfigError
 from regsync.reconcile.rules import ReconcileSettings
+from regsync.settings.actions import ActionSettings
 
 
 def write(tmp_path: Path, text: str) -> Path:

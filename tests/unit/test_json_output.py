@@ -14,7 +14,7 @@ from regsync.actions import journal
 from regsync.actions.journal import END, SUBMIT
 from regsync.cli import app
 from regsync.exitcodes import ExitCode
-from regsync.locks import open_warehouse_locked
+from regsync.warehouse.locks import open_warehouse_locked
 from regsync.warehouse.state import finish_run, start_run, utcnow, write_state
 from regsync.warehouse.tables import runs
 

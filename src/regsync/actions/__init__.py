@@ -1,33 +1,11 @@
-"""Write-backs: submit pending registrations and end stale booking sessions, journaled and guarded.
-
-Names are imported lazily so that `regsync.config` can import `regsync.actions.settings` without
-pulling in the clients (which import `regsync.config` themselves).
-"""
+"""Write-backs: submit pending registrations and end stale booking sessions, journaled and guarded."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from regsync.actions.apply import ActionsReport, plan, run_actions
-    from regsync.actions.candidates import Candidate, Explanation, Plan
-    from regsync.actions.journal import END, KINDS, SUBMIT, list_actions
-    from regsync.actions.settings import ActionSettings
-
-_HOMES = {
-    "ActionsReport": "apply",
-    "plan": "apply",
-    "run_actions": "apply",
-    "Candidate": "candidates",
-    "Explanation": "candidates",
-    "Plan": "candidates",
-    "END": "journal",
-    "KINDS": "journal",
-    "SUBMIT": "journal",
-    "list_actions": "journal",
-    "ActionSettings": "settings",
-}
+from regsync.actions.apply import ActionsReport, plan, run_actions
+from regsync.actions.candidates import Candidate, Explanation, Plan
+from regsync.actions.journal import END, KINDS, SUBMIT, list_actions
+from regsync.settings.actions import ActionSettings
 
 __all__ = [
     "END",
@@ -42,10 +20,3 @@ __all__ = [
     "plan",
     "run_actions",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -7,19 +7,20 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 
 from regsync.actions import journal
-from regsync.actions.candidates import Candidate, Plan, Scope, chunks, duration, make_plan
+from regsync.actions.candidates import Candidate, Plan, Scope, duration, make_plan
 from regsync.actions.journal import END, KINDS, SUBMIT
-from regsync.actions.settings import ActionSettings
 from regsync.clients.checkfront import BookingSessionRead, CheckfrontClient
 from regsync.clients.factory import make_clients
 from regsync.clients.salesforce import SalesforceClient
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
+from regsync.definitions import REGISTRATION_STATUSES
 from regsync.errors import (
     ApiError,
     AuthenticationError,
@@ -33,9 +34,11 @@ from regsync.exitcodes import ExitCode
 from regsync.extract.soql import identifier, in_list
 from regsync.normalize import coerce
 from regsync.normalize.checkfront import missing_booking_session, normalize_booking_session
-from regsync.normalize.salesforce import REGISTRATION_STATUSES
+from regsync.settings.actions import ActionSettings
 from regsync.warehouse.actions_tables import actions
+from regsync.warehouse.batching import batched
 from regsync.warehouse.engine import open_warehouse
+from regsync.warehouse.locks import open_warehouse_locked
 from regsync.warehouse.state import finish_run, start_run, utcnow
 from regsync.warehouse.tables import booking_session_lines, booking_sessions, registrations
 from regsync.warehouse.upsert import replace_children, upsert
@@ -138,8 +141,6 @@ def plan(
 ) -> Plan:
     """What a run would do at `now`, from the warehouse alone, with every draft and session explained."""
     if engine is None:
-        from regsync.locks import open_warehouse_locked  # migrations one process at a time
-
         engine = open_warehouse_locked(settings.warehouse.url)
     fields = settings.salesforce.registration_fields
     scope = Scope(policy_of(settings, action_settings), now or utcnow(), older_than_s, fields)
@@ -228,7 +229,7 @@ def _execute(run: _Run, kinds: Sequence[str], scope: Scope, limit: int | None) -
         return
     act = {SUBMIT: _submit_batch, END: _end_batch}
     for kind in kinds:
-        for batch in chunks(report.plan.candidates[kind], run.policy.batch_size):
+        for batch in batched(report.plan.candidates[kind], run.policy.batch_size):
             act[kind](run, list(batch))
     problems = {what: report.total(what) for what in PROBLEMS if report.total(what)}
     report.outcome, report.message = "ok", None
@@ -327,7 +328,7 @@ def _finish_interrupted_batches(run: _Run, kinds: Sequence[str]) -> None:
     warehouse booking session becomes missing, unless it was read again after the end.
     """
     if SUBMIT in kinds:
-        for batch in chunks(journal.unconfirmed_submits(run.engine), run.policy.batch_size):
+        for batch in batched(journal.unconfirmed_submits(run.engine), run.policy.batch_size):
             sent = [
                 _Sent(
                     Candidate(SUBMIT, action.target_id, "confirm", action.request),
@@ -402,7 +403,7 @@ def _session_attendees(run: _Run, attendee_ids: Sequence[str]) -> set[tuple[str,
     attendee = identifier(sf.session_fields.attendee_attendee)
     session = identifier(sf.session_fields.attendee_session)
     found: set[tuple[str, str]] = set()
-    for chunk in chunks(attendee_ids, run.policy.batch_size):
+    for chunk in batched(attendee_ids, run.policy.batch_size):
         soql = (
             f"SELECT {attendee}, {session} FROM {identifier(sf.objects.session_attendee)} "
             f"WHERE {attendee} IN {in_list(chunk)}"
@@ -421,8 +422,7 @@ def _submit_batch(run: _Run, batch: list[Candidate]) -> None:
         run.engine, {t: s for t, s in statuses.items() if s != "Draft" and s in REGISTRATION_STATUSES}
     )
     sent = [
-        _send(run, c, lambda c=c: run.salesforce.apex_post(APEX_SESSION_REGISTRATION, c.request))
-        for c in ready
+        _send(run, c, partial(run.salesforce.apex_post, APEX_SESSION_REGISTRATION, c.request)) for c in ready
     ]
     _confirm_submits(run, [s for s in sent if s is not None])
 
@@ -508,7 +508,7 @@ def _end_batch(run: _Run, batch: list[Candidate]) -> None:
     _store_sessions(
         run.engine, run.report.plan.now, [r for r in skipped if isinstance(r, BookingSessionRead)]
     )
-    sent = [_send(run, c, lambda c=c: run.checkfront.end_booking_session(c.target_id)) for c in ready]
+    sent = [_send(run, c, partial(run.checkfront.end_booking_session, c.target_id)) for c in ready]
     _store_sessions(
         run.engine,
         run.report.plan.now,
@@ -526,7 +526,9 @@ def _not_stale(read: BookingSessionRead | ApiError, ttl: int) -> str | None:
         age = coerce.integer(read.session.get("age"), "age")
     except RecordRejected as exc:
         return f"unreadable: {exc}"
-    if age is None or age <= ttl:
+    if age is None:  # not reached: integer() without optional=True rejects a missing age
+        return "unreadable: no age"
+    if age <= ttl:
         return f"idle {duration(age)} now, not over the {duration(ttl)} TTL"
     return None
 

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, and_, case, exists, func, literal, select
+from sqlalchemy import Connection, RowMapping, Select, and_, case, exists, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from regsync import definitions as words
 from regsync.actions.journal import END, SUBMIT, holds_key
-from regsync.actions.settings import ActionSettings
-from regsync.config import RegistrationFields
 from regsync.normalize.salesforce import booking_session_ids_in
+from regsync.settings.actions import ActionSettings
+from regsync.settings.salesforce import RegistrationFields
 from regsync.warehouse.actions_tables import actions
+from regsync.warehouse.batching import batched
 from regsync.warehouse.tables import (
     booking_sessions,
     bookings,
@@ -26,7 +27,6 @@ from regsync.warehouse.tables import (
     registrations,
 )
 
-T = TypeVar("T")
 IN_PROGRESS_STATUSES = words.IN_PROGRESS_STATUSES
 SELECTED = {SUBMIT: "pending", END: "stale"}
 REGISTRATIONS_SOURCE = "salesforce.registrations"
@@ -312,7 +312,7 @@ def _short(ident: Any) -> str:
     return f"{str(ident)[:8]}…" if ident else "?"
 
 
-def _describe(kind: str, row: Mapping[str, Any], scope: Scope, holds: QuarantineHolds | None = None) -> str:
+def _describe(kind: str, row: RowMapping, scope: Scope, holds: QuarantineHolds | None = None) -> str:
     """The human reading of one explanation row."""
     settings = scope.settings
     holds = holds or QuarantineHolds({}, ())
@@ -382,16 +382,10 @@ def selected(
     return [(row["target_id"], _describe(kind, row, scope, holds)) for row in rows]
 
 
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    """Consecutive slices of at most `size` items (IN lists and batches stay bounded)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def submit_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The sessionRegistration payload of each registration, rebuilt from the warehouse."""
     payloads: dict[str, dict[str, Any]] = {}
-    for chunk in chunks(ids):
+    for chunk in batched(ids, CHUNK):
         query = (
             select(r.c.id, r.c.booking_session_id, ra.c.position, ra.c.attendee_id, ras.c.session_id)
             .select_from(

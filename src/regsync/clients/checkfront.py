@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -243,11 +243,13 @@ class CheckfrontClient:
                 f"{where}: the answer has no Checkfront envelope", status=status, service=SERVICE
             )
         if request.get("status") != "OK":
-            error = request.get("error") if isinstance(request.get("error"), dict) else {}
+            problem: dict[str, Any] = request["error"] if isinstance(request.get("error"), dict) else {}
             raise BusinessError(
-                redact(f"{where}: {error.get('title', 'error')}: {error.get('details', '')}", self._secrets),
+                redact(
+                    f"{where}: {problem.get('title', 'error')}: {problem.get('details', '')}", self._secrets
+                ),
                 status=status,
-                code=redact(str(error.get("id", "error")), self._secrets),
+                code=redact(str(problem.get("id", "error")), self._secrets),
                 service=SERVICE,
             )
         if status >= 400:
@@ -270,7 +272,7 @@ class CheckfrontClient:
         """Call `fn` for each key on the run's workers; yields results (or errors) in order."""
         return (answer for _, answer in self.read_many(fn, keys))
 
-    def read_many(self, fn: Callable[[K], T], keys: Iterable[K]) -> Iterator[tuple[K, T | ApiError]]:
+    def read_many(self, fn: Callable[[K], T], keys: Iterable[K]) -> Generator[tuple[K, T | ApiError]]:
         """(key, result or error) for each key, in order, with a sliding window of calls in flight.
 
         Keys are taken lazily: a new call starts as soon as the oldest answer is taken, so there is

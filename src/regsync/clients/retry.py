@@ -51,7 +51,7 @@ class _RetryAfterOrBackoff:
         if isinstance(exc, RetriableApiError) and exc.retry_after is not None:
             return min(max(exc.retry_after, 0.0), self.policy.max_retry_after_s)
         # Exponential from initial_s, capped at max_s, plus up to initial_s of jitter.
-        exponential = self.policy.initial_s * 2 ** (attempt - 1)
+        exponential = self.policy.initial_s * 2.0 ** (attempt - 1)
         return min(self.policy.max_s, exponential) + self.random.uniform(0, self.policy.initial_s)
 
 

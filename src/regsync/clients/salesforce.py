@@ -20,7 +20,7 @@ import jwt
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
 from regsync.clients.connection import describe_connection_error
@@ -124,8 +124,8 @@ class TokenProvider:
         try:
             response = self.http.post(url, data=form, headers={"Accept": "application/json"})
         except requests.RequestException as exc:
-            error = NotDeliveredError if _not_sent(exc) else RetriableApiError
-            raise error(
+            failure = NotDeliveredError if _not_sent(exc) else RetriableApiError
+            raise failure(
                 f"Salesforce login failed: {describe_connection_error(exc, url)}", service=SERVICE
             ) from None
         if self.usage is not None:
@@ -374,7 +374,8 @@ class SalesforceClient:
                 return None
             if response.status_code >= 300:
                 raise SalesforceError(url, response.status_code, sobject, _json_or_text(response))
-            return response.json()
+            record: dict[str, Any] = response.json()
+            return record
 
         return self._call("retrieve", get)
 
@@ -406,7 +407,8 @@ class SalesforceClient:
                 return None
             if response.status_code >= 300:
                 raise SalesforceError(url, response.status_code, sobject, _json_or_text(response))
-            return response.json()
+            record: dict[str, Any] = response.json()
+            return record
 
         return self._call("describe", get)
 

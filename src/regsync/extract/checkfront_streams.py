@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -368,8 +368,8 @@ def _index_entry(booking: dict[str, Any]) -> dict[str, Any]:
     The detail carries the index's fields, the money under `order` and the customer under
     `customer` (the field set of Checkfront's booking webhook; the JSON form is unconfirmed).
     """
-    order = booking.get("order") if isinstance(booking.get("order"), dict) else {}
-    customer = booking.get("customer") if isinstance(booking.get("customer"), dict) else {}
+    order: dict[str, Any] = booking["order"] if isinstance(booking.get("order"), dict) else {}
+    customer: dict[str, Any] = booking["customer"] if isinstance(booking.get("customer"), dict) else {}
     entry = {k: booking.get(k) for k in ("booking_id", "code", "status_id", "status_name", "created_date")}
     entry |= {k: order.get(k) for k in ("total", "tax_total", "paid_total")}
     entry |= {"customer_name": customer.get("name"), "customer_email": customer.get("email")}
@@ -529,7 +529,7 @@ def bookings_needing_lines(
 
 def load_booking_details(
     connection: Connection,
-    answers: list[tuple[str, dict[str, Any] | ApiError | None]],
+    answers: Sequence[tuple[str, dict[str, Any] | ApiError | None]],
     now: datetime,
     run_id: str | None,
 ) -> Counter[str]:
@@ -598,7 +598,7 @@ def codes_missing_from_warehouse(
 
 def load_bookings_read_by_code(
     connection: Connection,
-    answers: list[tuple[str, dict[str, Any] | ApiError | None]],
+    answers: Sequence[tuple[str, dict[str, Any] | ApiError | None]],
     now: datetime,
     run_id: str | None,
 ) -> Counter[str]:

@@ -79,7 +79,7 @@ def _changed(records: list[dict[str, Any]], stored: dict[str, Any]) -> list[dict
     """
     changed = []
     for record in records:
-        stamp = stored.get(record.get("Id")) if isinstance(record, dict) else None
+        stamp = stored.get(str(record.get("Id"))) if isinstance(record, dict) else None
         if stamp is not None:
             try:
                 if sf_datetime(record.get("SystemModstamp"), "SystemModstamp") == stamp:
@@ -254,9 +254,9 @@ class ErrorMessages:
             query = soql.ids_query(self.sobject, self._selected(), batch)
             for page in self.client.iter_pages(query, include_deleted=True):
                 for found in page.records:
-                    record = batch.get(found.get("Id")) if isinstance(found, dict) else None
-                    if record is not None and found.get("SystemModstamp") == record.get("SystemModstamp"):
-                        record[self.fields.error_message] = found.get(self.fields.error_message)
+                    known = batch.get(found.get("Id")) if isinstance(found, dict) else None
+                    if known is not None and found.get("SystemModstamp") == known.get("SystemModstamp"):
+                        known[self.fields.error_message] = found.get(self.fields.error_message)
 
 
 REGISTRATIONS = SoqlStream(

@@ -4,7 +4,7 @@ Every job has the same shape::
 
     job(settings, *, should_stop=..., wait=False, engine=None, job_settings=None, ...) -> JobResult
 
-and, for its whole duration, holds the warehouse-writer lock (regsync.locks) and stamps every log
+and, for its whole duration, holds the warehouse-writer lock (regsync.warehouse.locks) and stamps every log
 line with its job name and run id (regsync.logs.CONTEXT). The functions underneath (run_pull,
 run_actions) record their own runs in the ledger; a job adds a ledger row only where nothing
 else does (reconcile; write-backs while writes are off) and `main` adds one umbrella row.
@@ -23,14 +23,16 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Insert
 
+from regsync.actions.apply import policy_of, run_actions
 from regsync.config import Settings
 from regsync.errors import ConfigError, RegsyncError
 from regsync.exitcodes import ExitCode
 from regsync.extract.context import Progress
-from regsync.jobs.settings import JOB_NAMES, JobSettings
-from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 from regsync.logs import CONTEXT
+from regsync.pull import run_pull
+from regsync.settings.jobs import JOB_NAMES, JobSettings
 from regsync.warehouse.engine import explain_warehouse_error
+from regsync.warehouse.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 from regsync.warehouse.state import finish_run, start_run, utcnow
 from regsync.warehouse.tables import runs
 
@@ -88,7 +90,7 @@ def job_settings_of(settings: Settings, override: JobSettings | None = None) -> 
     if override is not None:
         return override
     configured = getattr(settings, "jobs", None)
-    return configured if isinstance(configured, JobSettings) else JobSettings()
+    return configured if isinstance(configured, JobSettings) else JobSettings.model_validate({})
 
 
 def worst(results: list[JobResult]) -> tuple[str, ExitCode]:
@@ -262,8 +264,6 @@ class Job:
 
 def _pull_body(job: str, streams: tuple[str, ...]) -> Body:
     def body(ctx: JobContext) -> JobResult:
-        from regsync.pull import run_pull
-
         if ctx.should_stop():
             return JobResult("partial", ExitCode.PARTIAL, "stopped before it started", job)
         report = run_pull(
@@ -294,8 +294,6 @@ def _pull_body(job: str, streams: tuple[str, ...]) -> Body:
 
 def _write_body(job: str, kind: str) -> Body:
     def body(ctx: JobContext) -> JobResult:
-        from regsync.actions.apply import policy_of, run_actions
-
         if ctx.should_stop():
             return JobResult("partial", ExitCode.PARTIAL, "stopped before it started", job)
         if not policy_of(ctx.settings).enabled:
@@ -326,7 +324,7 @@ def _write_body(job: str, kind: str) -> Body:
 
 
 def _reconcile_body(ctx: JobContext) -> JobResult:
-    from regsync.reconcile.run import run_reconcile
+    from regsync.reconcile.run import run_reconcile  # start-up time: pulls and writes never load pandas
 
     if ctx.should_stop():
         return JobResult("partial", ExitCode.PARTIAL, "stopped before it started", "reconcile")
@@ -476,7 +474,7 @@ JOBS: dict[str, Callable[..., JobResult]] = {
     job.name: job
     for job in (pull_registrations, pull_checkfront, sync, submit_pending, close_stale, reconcile, main)
 }
-assert tuple(JOBS) == JOB_NAMES, "jobs/settings.py JOB_NAMES and the registry must list the same jobs"
+assert tuple(JOBS) == JOB_NAMES, "settings/jobs.py JOB_NAMES and the registry must list the same jobs"
 
 
 def run_job(name: str, settings: Settings, **kwargs: Any) -> JobResult:

@@ -5,7 +5,7 @@
   knows when each job was next due and runs a missed one (once, ``coalesce``) if it is late by at
   most ``misfire_grace_s``.
 * One worker thread and ``max_instances=1``: jobs run one at a time in a daemon; across processes
-  and hosts the warehouse-writer lock (regsync.locks) keeps them apart. A job whose lock is held
+  and hosts the warehouse-writer lock (regsync.warehouse.locks) keeps them apart. A job whose lock is held
   elsewhere (a cron run, another daemon) is skipped until its next time.
 * SIGTERM / SIGINT: the stop flag asks the running job to stop (it finishes its page, commits and
   records its run), the scheduler waits for it and shuts down; exit code 0.
@@ -36,9 +36,10 @@ from sqlalchemy import Engine
 from regsync.config import Settings
 from regsync.exitcodes import ExitCode
 from regsync.jobs.registry import run_job
-from regsync.jobs.settings import JobSettings, cron_fields
-from regsync.locks import open_warehouse_locked
+from regsync.metrics import emit
+from regsync.settings.jobs import JobSettings, cron_fields
 from regsync.warehouse.engine import make_engine
+from regsync.warehouse.locks import open_warehouse_locked
 
 log = logging.getLogger("regsync.schedule")
 
@@ -121,7 +122,6 @@ def run_scheduled(name: str) -> None:
             engine=daemon.engine,
             job_settings=daemon.jobs,
         )
-        from regsync.metrics import emit
 
         emit(daemon.settings, result, engine=daemon.engine)  # when [metrics] file is set
     except Exception:

@@ -19,12 +19,6 @@ class BookingSessionRows:
     lines: list[dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class BookingRows:
-    booking: dict[str, Any]
-    lines: list[dict[str, Any]] | None  # None: the index entry only, lines not fetched
-
-
 def missing_booking_session(session_id: str, read_at: datetime) -> BookingSessionRows:
     """Checkfront answered with another session: the one asked for is unknown, expired or ended."""
     return BookingSessionRows(
@@ -87,8 +81,8 @@ def _session_line(session_id: str, line_id: str, line: Any) -> dict[str, Any]:
     where = f"item.{line_id}"
     if not isinstance(line, dict):
         raise RecordRejected("must be an object", field=where)
-    rate = line.get("rate") if isinstance(line.get("rate"), dict) else {}
-    date = line.get("date") if isinstance(line.get("date"), dict) else {}
+    rate: dict[str, Any] = line["rate"] if isinstance(line.get("rate"), dict) else {}
+    date: dict[str, Any] = line["date"] if isinstance(line.get("date"), dict) else {}
     item_id = coerce.integer(line.get("item_id"), f"{where}.item_id", maximum=coerce.INT64_MAX)
     qty = coerce.integer(rate.get("qty", line.get("qty")), f"{where}.rate.qty")
     opt = line.get("opt")

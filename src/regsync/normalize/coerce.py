@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
-
-from pydantic import AfterValidator
+from typing import Any
 
 from regsync.definitions import SF_CURRENCY_LIMIT
 from regsync.errors import RecordRejected
+from regsync.settings.types import BookingStatuses as BookingStatuses  # re-export
 
 MAX_TEXT = 131_072  # the longest Salesforce long-text area
 INT32_MAX = 2**31 - 1  # an Integer column
@@ -136,7 +135,7 @@ def one_of(value: Any, allowed: tuple[str, ...], field: str) -> str:
     if value not in allowed:
         shown = value[:40] if isinstance(value, str) else _kind(value)
         raise RecordRejected(f"unknown value {shown!r} (expected one of {', '.join(allowed)})", field=field)
-    return value
+    return str(value)
 
 
 def sf_id(value: Any, field: str, *, optional: bool = False) -> str | None:
@@ -150,14 +149,3 @@ def sf_id(value: Any, field: str, *, optional: bool = False) -> str | None:
 
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
-
-
-def _booking_statuses(value: tuple[str, ...]) -> tuple[str, ...]:
-    statuses = tuple(dict.fromkeys(status.strip().upper() for status in value if status.strip()))
-    if not statuses:
-        raise ValueError("name at least one booking status")
-    return statuses
-
-
-# A configured list of Checkfront booking status ids: upper-cased, blanks and repeats dropped, not empty.
-BookingStatuses = Annotated[tuple[str, ...], AfterValidator(_booking_statuses)]

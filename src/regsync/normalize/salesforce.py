@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from regsync.clients import lenient_json
-from regsync.config import RegistrationFields, SessionFields
 from regsync.definitions import (
     AMOUNT,
     ATTENDEES,
@@ -19,6 +18,7 @@ from regsync.definitions import (
 )
 from regsync.errors import RecordRejected
 from regsync.normalize import coerce
+from regsync.settings.salesforce import RegistrationFields, SessionFields
 
 _AUDIT = ("Id", "Name", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
 MAX_ATTENDEES = 1000

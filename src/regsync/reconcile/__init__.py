@@ -1,5 +1,7 @@
 """Reconciliation: find where Salesforce registrations and Checkfront bookings disagree, and report it."""
 
+from __future__ import annotations
+
 from regsync.reconcile.rules import (
     CODES,
     RULES,
@@ -9,18 +11,7 @@ from regsync.reconcile.rules import (
     evaluate,
     pending_registrations,
 )
-
-# `run` (and with it pandas) is imported on first use only: every regsync command imports config,
-# which imports these rules, and a cron run of `regsync sync` should not pay for pandas.
-
-
-def __getattr__(name: str) -> object:
-    if name in ("ReconcileResult", "run_reconcile"):
-        from regsync.reconcile import run
-
-        return getattr(run, name)
-    raise AttributeError(name)
-
+from regsync.reconcile.run import ReconcileResult, run_reconcile
 
 __all__ = [
     "CODES",

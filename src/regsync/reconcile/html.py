@@ -8,17 +8,18 @@ Okabe-Ito set (told apart with the common colour-vision deficiencies).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Connection, case, select
 
 from regsync.config import write_private_file
+from regsync.freshness import Freshness, age_text
 from regsync.reconcile.report import (
     ReportRow,
     Tally,
@@ -32,9 +33,6 @@ from regsync.reconcile.report import (
 )
 from regsync.reconcile.rules import CODES, ReconcileSettings
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
-
-if TYPE_CHECKING:
-    from regsync.freshness import Freshness
 
 # Okabe & Ito (2008), grey, and four from ColorBrewer's Paired set: one colour per reason code, in
 # CODES order, every pair more than 20 CIE76 units apart (tests/reconcile/test_html_browser.py).
@@ -253,7 +251,7 @@ def _bar(index: int, point: RunPoint, peak: int) -> list[str]:
     x = _LEFT + index * _SLOT + (_SLOT - _BAR) / 2
     middle = x + _BAR / 2
     bottom = _TOP + _CHART_H
-    top = bottom
+    top: float = bottom
     parts = []
     for code, colour in zip(CODES, PALETTE, strict=True):
         count = int(point.counts.get(code, 0))
@@ -278,7 +276,7 @@ def _bar(index: int, point: RunPoint, peak: int) -> list[str]:
     return [*parts, label, total]
 
 
-def _severity_order(records: list[dict[str, object]]) -> list[dict[str, object]]:
+def _severity_order(records: list[dict[Hashable, Any]]) -> list[dict[Hashable, Any]]:
     return sorted(records, key=lambda r: (SEVERITIES.index(str(r["severity"])), str(r["code"])))
 
 
@@ -360,8 +358,6 @@ def freshness_banner(freshness: Freshness | None) -> str:
 
 
 def _age(seconds: float | None) -> str:
-    from regsync.freshness import age_text
-
     return "" if seconds is None else age_text(seconds)
 
 

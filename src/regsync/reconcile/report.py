@@ -15,9 +15,9 @@ import pandas as pd
 from sqlalchemy import Connection, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from regsync.batching import batched
 from regsync.config import open_private_file
 from regsync.reconcile.rules import RULES, ReconcileSettings, severity_of, sort_key
+from regsync.warehouse.batching import batched
 from regsync.warehouse.reconcile_tables import mismatches
 
 STATUSES = ("new", "open", "resolved")

@@ -7,13 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import (
     BigInteger,
     Connection,
     Engine,
+    RowMapping,
     Select,
     and_,
     case,
@@ -30,7 +30,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from regsync import definitions as words
 from regsync.definitions import AMOUNT, ATTENDEES, BOOKING_CODE, BOOKING_SESSION, PARTS
-from regsync.normalize.coerce import BookingStatuses
+from regsync.settings.reconcile import ReconcileSettings as ReconcileSettings  # re-export
+from regsync.settings.reconcile import Severity
 from regsync.warehouse.tables import (
     booking_lines,
     booking_sessions,
@@ -41,39 +42,11 @@ from regsync.warehouse.tables import (
     sf_sessions,
 )
 
-Severity = Literal["high", "medium", "low"]
 IN_PROGRESS_STATUSES = words.IN_PROGRESS_STATUSES
 UNTRACKED_BOOKING_STATUSES = words.UNTRACKED_BOOKING_STATUSES
 
 r, b, bs = registrations, bookings, booking_sessions
 ra, ras, sfs, line = registration_attendees, registration_attendee_sessions, sf_sessions, booking_lines
-
-
-class ReconcileSettings(BaseModel):
-    """Thresholds of docs/rules.md plus an explicit Session -> Checkfront item mapping."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    in_flight_s: int = Field(default=words.IN_FLIGHT_S, ge=0)
-    confirmed_statuses: BookingStatuses = words.CONFIRMED_STATUSES
-    stale_session_ttl_s: int = Field(default=words.STALE_SESSION_TTL_S, ge=0)
-    overdue_s: int = Field(default=words.OVERDUE_S, ge=0)
-    stale_draft_s: int = Field(default=words.STALE_DRAFT_S, ge=0)
-    amount_tolerance: Decimal = Field(default=Decimal(words.AMOUNT_TOLERANCE), ge=0)
-    severity: dict[str, Severity] = {}
-    session_item_mapping: dict[str, str] = {}
-    # Connections the rules are spread over (regsync.reconcile.rules.evaluate_concurrently).
-    query_workers: int = Field(default=2, ge=1, le=8)
-    # Reports warn when a system's last successful pull is older than this (regsync.freshness).
-    max_data_age_s: int = Field(default=7200, ge=60)
-
-    @field_validator("severity")
-    @classmethod
-    def _known_codes(cls, value: dict[str, Severity]) -> dict[str, Severity]:
-        unknown = sorted(set(value) - set(CODES))
-        if unknown:
-            raise ValueError(f"unknown reason code(s) {', '.join(unknown)}; known: {', '.join(CODES)}")
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +70,7 @@ class Mismatch:
     def ids(self) -> tuple[str | None, str | None, str | None]:
         return (self.registration_id, self.booking_session_id, self.booking_code)
 
-    def sort_key(self) -> tuple[str, str, str, str]:
+    def sort_key(self) -> tuple[str, ...]:
         return sort_key(self.code, self.registration_id, self.booking_code, self.booking_session_id)
 
 
@@ -376,12 +349,12 @@ def _amount(scope: Scope) -> Select[Any]:
     return query.add_columns(r.c.amount_exact.label("sf_exact"), b.c.total_exact.label("cf_exact"))
 
 
-def _exact(row: Mapping[str, Any], side: str) -> Decimal:
+def _exact(row: RowMapping, side: str) -> Decimal:
     text = row[f"{side}_exact"]
     return Decimal(text) if text is not None else Decimal(row[f"{side}_raw"])
 
 
-def _amount_differs(row: Mapping[str, Any], settings: ReconcileSettings) -> bool:
+def _amount_differs(row: RowMapping, settings: ReconcileSettings) -> bool:
     """Exact decimals against the tolerance: 100.005 and 99.99 differ by 0.015 (docs/rules.md)."""
     if row["sf_exact"] is None and row["cf_exact"] is None:
         return True  # decided in SQL
@@ -430,7 +403,7 @@ class Rule:
     sf_text: Callable[[Any], str] = _text
     cf_text: Callable[[Any], str] = _text
     # A last exact test on a row the query selected (only AMOUNT_MISMATCH has one).
-    keep: Callable[[Mapping[str, Any], ReconcileSettings], bool] | None = None
+    keep: Callable[[RowMapping, ReconcileSettings], bool] | None = None
 
 
 RULES: tuple[Rule, ...] = (
@@ -561,7 +534,7 @@ def _aware(now: datetime) -> datetime:
     return now
 
 
-def _mismatch(rule: Rule, row: Mapping[str, Any], settings: ReconcileSettings) -> Mismatch:
+def _mismatch(rule: Rule, row: RowMapping, settings: ReconcileSettings) -> Mismatch:
     sf, cf = rule.sf_text(row["sf_raw"]), rule.cf_text(row["cf_raw"])
     ids = {name: row[name] for name in ("registration_id", "booking_session_id", "booking_code")}
     return Mismatch(
@@ -625,7 +598,7 @@ def evaluate_concurrently(engine: Engine, settings: ReconcileSettings, now: date
 
     SQLite and psycopg release the GIL while a query runs, so on a two-core machine the two
     costliest rules run at once. The rules read on separate connections, which see the same data
-    because every regsync job holds the warehouse-writer lock (regsync.locks) for its whole run:
+    because every regsync job holds the warehouse-writer lock (regsync.warehouse.locks) for its whole run:
     no regsync writer changes the warehouse between them. An in-memory SQLite database exists once
     per connection, so it is read on one.
     """

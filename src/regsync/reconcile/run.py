@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from regsync.batching import batched
 from regsync.freshness import Freshness, load_freshness, stamp
 from regsync.reconcile.html import (
     HTML_ROW_LIMIT,
@@ -26,6 +25,7 @@ from regsync.reconcile.html import (
 )
 from regsync.reconcile.report import load_tally, write_csv_reports
 from regsync.reconcile.rules import CODES, Mismatch, ReconcileSettings, evaluate_concurrently
+from regsync.warehouse.batching import batched
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 from regsync.warehouse.upsert import upsert
 

@@ -826,7 +826,7 @@ class CheckfrontApi:
         per_day = self._price(item, counts, qty, 1)
         sub_total = per_day * length
         stock = _int(item.get("stock"))
-        dates = {}
+        dates: dict[str, Any] = {}
         for day in days:
             day_available = self._available(item, [day])
             dates[_ymd(day)] = {
@@ -1856,7 +1856,7 @@ class CheckfrontApi:
     def _booking_lines(self, source: dict[str, Any], status: str) -> list[dict[str, Any]]:
         """A cart's lines as booking lines: main lines and opted-in add-ons, numbered 1..n."""
         items = self.store.checkfront.items
-        out = []
+        out: list[dict[str, Any]] = []
         for line_id in sorted(source, key=_line_sort_key):
             line = source[line_id]
             if not _counts(line_id, line):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -154,7 +154,7 @@ def _source_of(store: SandboxStore, anchor: float | None, generator: dict[str, A
     )
 
 
-def _write_array(out: io.BufferedWriter, records: Iterable[Any]) -> None:
+def _write_array(out: BinaryIO, records: Iterable[Any]) -> None:
     """``[`` then one record per line, then ``]``: valid JSON that diffs and greps well."""
     dumps = orjson.dumps
     out.write(b"[")
@@ -495,11 +495,12 @@ class _Loader:
                 sf.counters[name] = itertools.count(next_numbers[name])
             sf.last_modstamp = parse_ms(self.max_stamp) / 1000 if self.max_stamp else 0.0
             cf = store.checkfront
-            for mine, theirs in (
+            pairs: tuple[tuple[dict[Any, Any], dict[Any, Any]], ...] = (
                 (self.items, cf.items),
                 (self.sessions, cf.booking_sessions),
                 (self.bookings, cf.bookings),
-            ):
+            )
+            for mine, theirs in pairs:
                 theirs.clear()
                 theirs.update(mine)
             cf.session_ttl_s = self.session_ttl_s

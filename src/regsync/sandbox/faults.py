@@ -268,14 +268,17 @@ def _wrong_type(body: bytes, field_name: str | None) -> bytes:
 def _first_record(payload: Any) -> dict[str, Any] | None:
     if isinstance(payload, dict):
         if isinstance(payload.get("records"), list) and payload["records"]:
-            return payload["records"][0]
+            first = payload["records"][0]
+            return first if isinstance(first, dict) else None
         for key in ("booking/index",):
             block = payload.get(key)
             if isinstance(block, dict) and block:
-                return next(iter(block.values()))
+                entry = next(iter(block.values()))
+                return entry if isinstance(entry, dict) else None
         booking = payload.get("booking")
         if isinstance(booking, dict):
-            return booking.get("session", booking)
+            session = booking.get("session", booking)
+            return session if isinstance(session, dict) else None
     return None
 
 

@@ -377,7 +377,7 @@ def _read_registration(reg: dict[str, Any]) -> _Reading | None:
         or _ms(reg.get("SystemModstamp")) is None
     ):
         return None
-    reading = _Reading(reg_id, deleted, status, created)
+    reading = _Reading(str(reg_id), deleted, status, created)
     bad = reading.unreadable
     # Attendee JSON: the booking session link and the attendees with their Session ids.
     text = reg.get(PAYLOAD)
@@ -507,6 +507,7 @@ def compute_truth(
                 )
         mapped_items = set(item_of_session.values())
         booking_by_code: dict[str, dict[str, Any]] = {}
+        booking: dict[str, Any] | None
         for booking in cf.bookings.values():
             booking_by_code.setdefault(str(booking.get("code") or "").strip().upper(), booking)
         carts = cf.booking_sessions
@@ -1050,6 +1051,8 @@ class _Builder:
         cart_created = created - between(1 * MIN, 15 * MIN)
         booking_at = created + between(1 * MIN, 10 * MIN) if booking_status else None
         # The cart: ended by its booking, cleared, live, or gone (purged once idle past the TTL).
+        modified: int | None
+        ended: int | None
         if cart == "booked":
             assert booking_at is not None
             modified, ended = booking_at - between(5 * SEC, 60 * SEC), booking_at
@@ -1173,7 +1176,7 @@ class _Builder:
                 "total": money(grand_total),
                 "paid_total": money(paid),
             }
-        if keep_cart:
+        if keep_cart and modified is not None:  # keep_cart implies a modified time
             base = self.base_ms
             self.cf.booking_sessions[cart_id] = {
                 "id": cart_id,

@@ -22,7 +22,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from regsync.config import write_private_file
+from regsync.config import Settings, _settings_from, write_private_file
 from regsync.sandbox.faults import FaultInjector, FaultPlanError
 from regsync.sandbox.http import (
     LoggedRequest,
@@ -282,6 +282,8 @@ class Sandbox:
     # ------------------------------------------------------------------ config for regsync
     def config_values(self, warehouse_url: str = "sqlite:///regsync.db") -> dict[str, Any]:
         """The TOML-side settings that point regsync at this sandbox."""
+        if self.ca_path is None:
+            raise RuntimeError("the sandbox has not started: it has no CA yet")
         return {
             "salesforce": {
                 "auth": "password",
@@ -309,10 +311,8 @@ class Sandbox:
             "REGSYNC_CHECKFRONT__API_SECRET": creds.cf_api_secret,
         }
 
-    def settings(self, warehouse_url: str = "sqlite://", **overrides: Any) -> Any:
+    def settings(self, warehouse_url: str = "sqlite://", **overrides: Any) -> Settings:
         """Validated Settings pointing at this sandbox (secrets passed as the environment would)."""
-        from regsync.config import _settings_from
-
         values = self.config_values(warehouse_url)
         for section, block in overrides.items():
             values.setdefault(section, {}).update(block)

@@ -1032,7 +1032,8 @@ def _wire_datetime(text: str, literal: _Literal) -> str:
     else:
         try:
             millis = int((match[7] or "0").ljust(3, "0"))
-            moment = datetime(*(int(match[i]) for i in range(1, 7)), millis * 1000, tzinfo=UTC)
+            year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
+            moment = datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=UTC)
             zone = match[8]
             if zone != "Z":
                 hours, minutes = int(zone[1:3]), int(zone[4:6])
@@ -1331,7 +1332,7 @@ class _Descending:
         self.value = value
 
     def __lt__(self, other: _Descending) -> bool:
-        return other.value < self.value
+        return bool(other.value < self.value)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Descending) and self.value == other.value

@@ -235,7 +235,7 @@ class SalesforceState:
     tables: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {name: {} for name in SCHEMAS}
     )
-    counters: dict[str, itertools.count] = field(
+    counters: dict[str, itertools.count[int]] = field(
         default_factory=lambda: {name: itertools.count(1) for name in SCHEMAS}
     )
     last_modstamp: float = 0.0
@@ -292,7 +292,7 @@ class SandboxStore:
         """Insert a record as the platform would: new Id, audit fields set."""
         with self.lock:
             stamp = self.next_modstamp()
-            record = {name: None for name in SCHEMAS[sobject].fields}
+            record: dict[str, Any] = {name: None for name in SCHEMAS[sobject].fields}
             record.update(values)
             record["Id"] = record.get("Id") or self.salesforce.new_id(sobject)
             record["IsDeleted"] = False

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 CONFIG = "regsync.example.toml"
 JOB_FILES = ("crontab.example", "regsync.service", "regsync.timer")
-SCHEDULE = ("regsync.jobs", "default_schedule.toml")  # shipped by the jobs package itself
+SCHEDULE = ("regsync.settings", "default_schedule.toml")  # shipped beside the [jobs] settings model
 
 
 def starter_text(name: str) -> str:

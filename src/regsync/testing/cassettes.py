@@ -264,8 +264,8 @@ def _scrub_tree(node: Any, scrubber: Scrubber, *, request: bool) -> tuple[Any, b
     if isinstance(node, list):
         out, changed = [], False
         for item in node:
-            new, hit = _scrub_tree(item, scrubber, request=request)
-            out.append(new)
+            scrubbed, hit = _scrub_tree(item, scrubber, request=request)
+            out.append(scrubbed)
             changed |= hit
         return out, changed
     if not isinstance(node, dict):
@@ -548,7 +548,8 @@ def expected_path(cassette_dir: Path, name: str) -> Path:
 
 
 def load_expected(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    expected: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return expected
 
 
 def save_expected(path: Path, data: Mapping[str, Any]) -> None:

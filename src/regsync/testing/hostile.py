@@ -400,7 +400,7 @@ def _child(node: Any, step: Any) -> Any:
 
 def _mutate(template: dict[str, Any], changes: list[tuple[tuple[Any, ...], str, Any]]) -> dict[str, Any]:
     """A copy of `template` with values set, deleted or keys added at the given paths."""
-    record = _copy_tree(template)
+    record: dict[str, Any] = _copy_tree(template)
     for path, action, value in changes:
         parent: Any = record
         for step in path[:-1]:
@@ -627,8 +627,10 @@ def _envelope(resource: str, request_id: str, payload: dict[str, Any], **request
     }
 
 
+_SURROGATES: tuple[Literal["Cs"], ...] = ("Cs",)  # the Unicode category of unpaired surrogates
+
 # Booking codes and session ids come from normalized records: any text but unpaired surrogates.
-_argument_text = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30)
+_argument_text = st.text(st.characters(exclude_categories=_SURROGATES), min_size=1, max_size=30)
 
 
 @st.composite
@@ -740,7 +742,7 @@ def token_answers(draw: st.DrawFn) -> HttpAnswer:
 # -- SOQL --------------------------------------------------------------------------------------------
 
 soql_text = st.one_of(
-    st.text(st.characters(exclude_categories=("Cs",)), max_size=60),
+    st.text(st.characters(exclude_categories=_SURROGATES), max_size=60),
     st.sampled_from([s for s in SPECIAL_TEXT if not any(0xD800 <= ord(c) <= 0xDFFF for c in s)]),
     st.lists(
         st.sampled_from(["'", "\\", '"', "\n", "%", "_", " OR ", "--", ")", "(", "\\'", "null"]), max_size=12
@@ -821,7 +823,7 @@ def _lost(problems: list[str], what: str) -> None:
 def _same_text(raw: Any, got: Any, *, empty_is_none: bool = False) -> bool:
     if empty_is_none and raw in (None, ""):
         return got is None
-    return raw == got
+    return bool(raw == got)
 
 
 def _same_amount(raw: Any, got: Any) -> bool:
@@ -835,7 +837,7 @@ def _same_amount(raw: Any, got: Any) -> bool:
 
 def _same_int(raw: Any, got: Any) -> bool:
     try:
-        return got == int(raw)
+        return bool(got == int(raw))
     except (TypeError, ValueError, OverflowError):
         return False
 
@@ -844,7 +846,7 @@ def _same_epoch(raw: Any, got: Any, *, optional: bool) -> bool:
     if optional and raw in (None, "", 0):
         return got is None
     try:
-        return got == datetime.fromtimestamp(int(raw) if isinstance(raw, str) else raw, tz=UTC)
+        return bool(got == datetime.fromtimestamp(int(raw) if isinstance(raw, str) else raw, tz=UTC))
     except (TypeError, ValueError, OverflowError, OSError):
         return False
 
@@ -948,7 +950,7 @@ def _session_losses(session: dict[str, Any], shaped: Any) -> list[str]:
         problems.append(f"{len(items)} lines became {len(shaped.lines)}")
     for line in shaped.lines:
         raw = items.get(line["line_id"], {}) if isinstance(items, dict) else {}
-        rate = raw.get("rate") if isinstance(raw.get("rate"), dict) else {}
+        rate: dict[str, Any] = raw["rate"] if isinstance(raw.get("rate"), dict) else {}
         if not _same_int(raw.get("item_id"), int(line["item_id"])) or not _same_amount(
             rate.get("total"), line["total"]
         ):
@@ -1571,7 +1573,7 @@ def _plant(store: Any, rng: random.Random) -> list[Planted]:
     good_payload = {"sessionId": "", "attendeeList": [{"id": "a0A0U0000000001UAA", "sessionIds": []}]}
 
     def registration(field_name: str, value: Any, *, hostile: bool = True, **extra: Any) -> dict[str, Any]:
-        record = store.insert_sf(
+        record: dict[str, Any] = store.insert_sf(
             REGISTRATION,
             {"Name": "ERS-H", f.status: "Draft", f.attendee_json: json.dumps(good_payload), **extra},
         )

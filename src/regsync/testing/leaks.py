@@ -293,6 +293,7 @@ def run_leak_scan(*, workdir: Path, registrations: int = 300, seed: int = 9) -> 
         reports = workdir / "reports"
 
         # The main job, each command in another log format.
+        args: tuple[str, ...]
         for log_format, args in (
             ("text", ("config", "check")),
             ("json", ("sync",)),
@@ -323,9 +324,7 @@ def run_leak_scan(*, workdir: Path, registrations: int = 300, seed: int = 9) -> 
         good_env = _env_file(workdir / "failing.env", sandbox)
         for endpoint, status in ECHO_ERRORS.items():
             faults.echo = {endpoint: status}
-            args: tuple[str, ...] = (
-                ("sync", "--stream", "bookings") if "booking.index" in endpoint else ("sync",)
-            )
+            args = ("sync", "--stream", "bookings") if "booking.index" in endpoint else ("sync",)
             # Booking sessions are read once: a fresh warehouse reads them all.
             target = fresh_config if endpoint == "checkfront.booking_session.get" else failing_config
             code, output = _regsync(target, good_env, "json" if status >= 500 else "text", *args)

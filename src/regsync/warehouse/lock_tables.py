@@ -1,7 +1,7 @@
 """The run lock's table, on the shared metadata: who holds which lock, until when.
 
 On SQLite the row IS the lock (a lease a live holder renews); on PostgreSQL the lock is an
-advisory lock and the row only says who holds it (see regsync.locks).
+advisory lock and the row only says who holds it (see regsync.warehouse.locks).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One readable line and the right exit code for every failure an operator can meet, never a traceback.
 
-cli.py builds its Typer app with `ReadableErrors` as the group class: whatever a command raises
+regsync.cli.commands builds its Typer app with `ReadableErrors` as the group class: whatever a command raises
 that regsync understands (a bad config, an unreachable or unwritable warehouse, a full disk, a
 lock held) becomes one line and its exit code (docs/operations.md, "Exit codes"). Under
 `--log-format json` that line, the lines every command prints on stderr, and a bad command line
@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from regsync.errors import ConfigError, LockHeldError, RegsyncError, WarehouseError
@@ -32,7 +33,7 @@ LOG_FORMATS = ("auto", "rich", "text", "json")
 
 
 class _Output:
-    """What the error handling must know about this invocation (set by cli.py's callback)."""
+    """What the error handling must know about this invocation (set by the CLI callback)."""
 
     log_format: str = "auto"
     warehouse_url: str = ""
@@ -66,7 +67,7 @@ class JsonAwareConsole(Console):
         """Under JSON logs, no progress bars or other live display between the JSON lines."""
         return OUTPUT.log_format != "json" and super().is_terminal
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         if OUTPUT.log_format != "json":
             super().print(*objects, **kwargs)
             return
@@ -106,9 +107,9 @@ def _os_error(exc: OSError) -> str:
 
 def explain(exc: BaseException) -> tuple[ExitCode, str] | None:
     """The exit code and one line for an error regsync understands; None for anything else (a bug)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     if isinstance(exc, SQLAlchemyError):
+        # Imported here: it loads Alembic, which a command that never opens the warehouse (and
+        # every `--help`) should not pay for at start-up.
         from regsync.warehouse.engine import explain_warehouse_error
 
         exc = explain_warehouse_error(exc, OUTPUT.warehouse_url)

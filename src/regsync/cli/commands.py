@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import math
 import signal
 import sys
@@ -13,25 +12,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from regsync import __version__
-from regsync.cli_errors import LOG_FORMATS, OUTPUT, ReadableErrors, fail
-from regsync.cli_errors import console as console
-from regsync.config import Settings, load_settings, masked, secret_values
+from regsync.cli.common import UNBOUNDED_WIDTH, console, out, settings_or_exit, state, stop_flag
+from regsync.cli.errors import LOG_FORMATS, OUTPUT, ReadableErrors, fail
+from regsync.cli.jobs import register as register_jobs
+from regsync.config import Settings, masked
 from regsync.errors import ConfigError
 from regsync.exitcodes import ExitCode
-from regsync.logs import setup_logging
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from regsync.pull import PullReport
 
+# The commands import what they run inside their bodies, on purpose: every invocation (`--help`,
+# `version`, `config check`) loads this module and should not pay for the API clients, the
+# warehouse machinery or pandas that only one command needs.
 app = typer.Typer(
     cls=ReadableErrors,  # a failure regsync understands is one line and an exit code, not a traceback
     help="regsync keeps Blackthorn Events registrations (Salesforce) and Checkfront in step.",
@@ -41,18 +43,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-out = Console(soft_wrap=True)  # URLs, paths and commands must not be broken across lines in logs
-UNBOUNDED_WIDTH = 1_000  # columns for output that goes to a file or a pipe: tables at their natural width
-
-
-class _State:
-    config: Path | None = None
-    env_file: Path | None = None
-    log_format: str = "auto"
-
-
-state = _State()
 
 
 @app.callback()
@@ -83,41 +73,12 @@ def main(
     state.log_format = OUTPUT.log_format = log_format
 
 
-def settings_or_exit() -> Settings:
-    """Load settings; a bad config is one readable message and exit code 78, never a traceback."""
-    try:
-        settings = load_settings(state.config, env_file=state.env_file)
-    except ConfigError as exc:
-        fail(ExitCode.CONFIG, f"config error: {exc}")
-    setup_logging(state.log_format, secrets=secret_values(settings))
-    OUTPUT.logging_ready, OUTPUT.warehouse_url = True, settings.warehouse.url
-    return settings
-
-
 OUTCOME_EXIT = {
     "ok": ExitCode.OK,
     "partial": ExitCode.PARTIAL,
     "deferred": ExitCode.DEFERRED,
     "failed": ExitCode.FAILED,
 }
-
-
-def _stop_flag() -> threading.Event:
-    """SIGTERM/SIGINT ask the running job to finish its page, commit and stop."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        # Through logging, so that under --log-format json this too is a JSON line.
-        logging.getLogger("regsync.cli").warning(
-            "signal %s: finishing the current page, then stopping", signum
-        )
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
-    return stop
 
 
 @contextmanager
@@ -129,7 +90,7 @@ def _writer_lock(
     A second writer exits at once with LOCK_HELD (with `wait`: polls until the lock is free, or a
     signal); a lock lost while held asks the job to stop.
     """
-    from regsync.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
+    from regsync.warehouse.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)
     jobs = settings.jobs
@@ -145,7 +106,12 @@ def _writer_lock(
             should_stop=stop.is_set if stop is not None else never,
         ) as lock:
             if stop is not None:
-                threading.Thread(target=lambda: lock.lost.wait() or stop.set(), daemon=True).start()
+
+                def stop_when_lost() -> None:
+                    lock.lost.wait()
+                    stop.set()
+
+                threading.Thread(target=stop_when_lost, daemon=True).start()
             yield engine
     except LockHeld as exc:
         fail(ExitCode.LOCK_HELD, str(exc))
@@ -183,12 +149,12 @@ def _streams(stream: list[str] | None) -> tuple[str, ...]:
 WAIT = typer.Option("--wait", help="If another run holds the lock, wait for it (default: exit 5 at once).")
 
 
-def _run_pull_command(job: str, *, wait: bool = False, **kwargs: object) -> None:
-    from regsync.progress import progress_reporter
+def _run_pull_command(job: str, *, wait: bool = False, **kwargs: Any) -> None:
+    from regsync.extract.progress import progress_reporter
     from regsync.pull import run_pull
 
     settings = settings_or_exit()
-    stop = _stop_flag()
+    stop = stop_flag()
     try:
         with (
             _writer_lock(settings, job, stop, wait=wait) as engine,
@@ -196,7 +162,7 @@ def _run_pull_command(job: str, *, wait: bool = False, **kwargs: object) -> None
         ):
             report = run_pull(
                 settings, engine=engine, job=job, progress=progress, should_stop=stop.is_set, **kwargs
-            )  # type: ignore[arg-type]
+            )
     except ConfigError as exc:
         fail(ExitCode.CONFIG, f"config error: {exc}")
     _print_pull(report)
@@ -426,7 +392,7 @@ def plan(
     and whether `--apply` would trip the circuit breaker."""
     from regsync.actions.apply import plan as make_plan
     from regsync.actions.apply import policy_of, predict_breaker
-    from regsync.locks import open_warehouse_locked
+    from regsync.warehouse.locks import open_warehouse_locked
 
     fmt = _output_format(fmt)
     settings = settings_or_exit()
@@ -483,7 +449,7 @@ def actions(
     """List the write-back journal."""
     fmt = _output_format(fmt)
     from regsync.actions.journal import list_actions
-    from regsync.locks import open_warehouse_locked
+    from regsync.warehouse.locks import open_warehouse_locked
 
     settings = settings_or_exit()
     engine = open_warehouse_locked(settings.warehouse.url)
@@ -523,8 +489,8 @@ def actions(
 @app.command()
 def status(fmt: Annotated[str, FORMAT] = "table") -> None:
     """Show each stream's watermark, row counts, quarantine and the last runs."""
-    from regsync.jobs import jobs_status
-    from regsync.status import warehouse_status
+    from regsync.jobs.status import jobs_status
+    from regsync.warehouse.status import warehouse_status
 
     fmt = _output_format(fmt)
     settings = settings_or_exit()
@@ -541,7 +507,7 @@ def status(fmt: Annotated[str, FORMAT] = "table") -> None:
 def _status_freshness(settings: Settings) -> None:
     """Data as of when, per system; the warning a report would carry if reconcile ran now."""
     from regsync.freshness import load_freshness
-    from regsync.locks import open_warehouse_locked
+    from regsync.warehouse.locks import open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)
     try:
@@ -557,8 +523,8 @@ def _status_freshness(settings: Settings) -> None:
 
 
 def _status_json(settings: Settings) -> None:
-    from regsync.locks import open_warehouse_locked
     from regsync.machine import dumps, status_document
+    from regsync.warehouse.locks import open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)
     try:
@@ -759,9 +725,7 @@ def demo(
     raise typer.Exit(run_demo(registrations=registrations, seed=seed, workdir=workdir, console=out))
 
 
-from regsync.cli_jobs import register as _register_jobs  # noqa: E402 - needs `app` and the helpers above
-
-_register_jobs(app)
+register_jobs(app)  # `run` and `schedule` (regsync.cli.jobs)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

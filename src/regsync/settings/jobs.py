@@ -4,7 +4,7 @@ The defaults live in one file, ``default_schedule.toml`` beside this module (``j
 at the top of the repository is a symlink to it). A ``[jobs]`` table in the user's config, or a
 ``--jobs-file``, overrides only the keys it names: the cadence table is merged job by job.
 
-This module imports nothing of regsync's own, so ``regsync.config`` can import it.
+The cadence helpers live here with the model because validating a cadence needs them.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ _OFF = ("off", "never", "")
 
 def packaged_defaults() -> dict[str, Any]:
     """The `[jobs]` table of the packaged default schedule."""
-    text = resources.files("regsync.jobs").joinpath(DEFAULT_SCHEDULE).read_text(encoding="utf-8")
-    return tomllib.loads(text)["jobs"]
+    text = resources.files("regsync.settings").joinpath(DEFAULT_SCHEDULE).read_text(encoding="utf-8")
+    jobs: dict[str, Any] = tomllib.loads(text)["jobs"]
+    return jobs
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

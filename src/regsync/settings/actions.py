@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from regsync import definitions as words
-from regsync.normalize.coerce import BookingStatuses
+from regsync.settings.types import BookingStatuses
 
 
 class ActionSettings(BaseModel):

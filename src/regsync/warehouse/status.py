@@ -7,7 +7,7 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 
 from regsync.config import Settings
-from regsync.locks import open_warehouse_locked
+from regsync.warehouse.locks import open_warehouse_locked
 from regsync.warehouse.state import all_states, last_runs
 from regsync.warehouse.tables import (
     booking_lines,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from regsync.extract.context import Progress as ProgressCallback
 
@@ -27,7 +27,7 @@ def progress_reporter(console: Console, *, every_s: float = 10.0) -> Iterator[Pr
             console=console,
             transient=False,
         )
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def on_terminal(stream: str, rows: int, total: int | None) -> None:
             if stream not in tasks:

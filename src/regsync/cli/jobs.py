@@ -1,21 +1,32 @@
 """`regsync run JOB [--wait]` (for cron) and `regsync schedule` (the daemon).
 
-cli.py wires them with one line, ``register(app)``. cli.py's helpers (settings_or_exit, the stop
-flag, the consoles) are imported from regsync.cli inside the commands, so this module does not
-import regsync.cli at import time (no cycle).
+regsync.cli.commands wires them with one line, ``register(app)``; the helpers both share (settings
+loading, the stop flag, the consoles) come from regsync.cli.common.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
+from regsync.cli import common as cli
+from regsync.config import Settings
+from regsync.errors import ConfigError
 from regsync.exitcodes import ExitCode
-from regsync.jobs.settings import JOB_NAMES
+from regsync.settings.jobs import JOB_NAMES, JobSettings, deep_merge, read_jobs_file
+from regsync.settings.metrics import MetricsSettings
+
+if TYPE_CHECKING:
+    from regsync.jobs.registry import JobResult
+
+# The job machinery (SQLAlchemy, the API clients, pandas for reports) is imported inside the
+# commands: every `regsync` invocation imports this module, and `--help` or `config check` should
+# not pay for it.
 
 log = logging.getLogger("regsync.jobs")
 
@@ -26,31 +37,9 @@ JOBS_FILE = typer.Option(
 )
 
 
-HELPERS = ("settings_or_exit", "_stop_flag", "console", "out")
-
-
-def _cli(app: typer.Typer, helpers: Any) -> Any:
-    """cli.py's helpers: the ones given to register(), else those of the module defining `app`.
-
-    Not simply `import regsync.cli`: under `python -m regsync.cli` the running module is
-    `__main__`, and a second copy imported as regsync.cli would not have seen --config.
-    """
-    if helpers is not None:
-        return helpers
-    callback = getattr(getattr(app, "registered_callback", None), "callback", None)
-    namespace = getattr(callback, "__globals__", {})
-    if all(name in namespace for name in HELPERS):
-        return SimpleNamespace(**{name: namespace[name] for name in HELPERS})
-    import regsync.cli as cli
-
-    return cli
-
-
-def load_job_settings(settings: Any, jobs_file: Path | None) -> Any:
+def load_job_settings(settings: Settings, jobs_file: Path | None) -> JobSettings:
     """[jobs]: packaged defaults < the config's [jobs] (once wired) < --jobs-file."""
-    from regsync.errors import ConfigError
-    from regsync.jobs.registry import job_settings_of
-    from regsync.jobs.settings import JobSettings, deep_merge, read_jobs_file
+    from regsync.jobs.registry import job_settings_of  # start-up time (see above)
 
     base = job_settings_of(settings)
     if jobs_file is None:
@@ -62,9 +51,7 @@ def load_job_settings(settings: Any, jobs_file: Path | None) -> Any:
         raise ConfigError(f"{jobs_file}: {exc}") from None
 
 
-def _job_settings_or_exit(cli: Any, settings: Any, jobs_file: Path | None) -> Any:
-    from regsync.errors import ConfigError
-
+def _job_settings_or_exit(settings: Settings, jobs_file: Path | None) -> JobSettings:
     try:
         return load_job_settings(settings, jobs_file)
     except ConfigError as exc:
@@ -72,9 +59,9 @@ def _job_settings_or_exit(cli: Any, settings: Any, jobs_file: Path | None) -> An
         raise typer.Exit(ExitCode.CONFIG) from None
 
 
-def _write_metrics(cli: Any, settings: Any, result: Any, metrics_file: Path | None) -> None:
+def _write_metrics(settings: Settings, result: JobResult, metrics_file: Path | None) -> None:
     """--metrics-file, else [metrics] file: the run's figures for node_exporter (regsync.metrics)."""
-    from regsync.metrics import MetricsSettings, emit
+    from regsync.metrics import emit  # start-up time (see above)
 
     if metrics_file is not None and not metrics_file.name.endswith(".prom"):
         cli.console.print(
@@ -88,7 +75,7 @@ def _write_metrics(cli: Any, settings: Any, result: Any, metrics_file: Path | No
         cli.console.print("[red]the metrics file could not be written (see the log)[/]", highlight=False)
 
 
-def register(app: typer.Typer, helpers: Any = None) -> None:
+def register(app: typer.Typer) -> None:
     """Add `run` and `schedule` to the regsync Typer app (idempotent)."""
     if getattr(app, "_regsync_jobs_registered", False):
         return
@@ -122,9 +109,8 @@ def register(app: typer.Typer, helpers: Any = None) -> None:
         ] = None,
     ) -> None:
         """Run one job now, under the run lock (what cron calls); the exit code says how it went."""
-        from regsync.jobs.registry import run_job
+        from regsync.jobs.registry import run_job  # start-up time (see above)
 
-        cli = _cli(app, helpers)
         if job not in JOB_NAMES:
             cli.console.print(f"[red]unknown job {job!r}; known: {', '.join(JOB_NAMES)}[/]", highlight=False)
             raise typer.Exit(ExitCode.USAGE)
@@ -135,8 +121,8 @@ def register(app: typer.Typer, helpers: Any = None) -> None:
             )
             raise typer.Exit(ExitCode.USAGE)
         settings = cli.settings_or_exit()
-        jobs = _job_settings_or_exit(cli, settings, jobs_file)
-        stop = cli._stop_flag()
+        jobs = _job_settings_or_exit(settings, jobs_file)
+        stop = cli.stop_flag()
         result = run_job(
             job,
             settings,
@@ -145,7 +131,7 @@ def register(app: typer.Typer, helpers: Any = None) -> None:
             wait_timeout_s=wait_timeout,
             job_settings=jobs,
         )
-        _write_metrics(cli, settings, result, metrics_file)
+        _write_metrics(settings, result, metrics_file)
         run = f" (run {result.run_id})" if result.run_id else ""
         cli.out.print(f"{job}: {result.outcome}{run}: {result.summary}", highlight=False, soft_wrap=True)
         raise typer.Exit(result.exit_code)
@@ -159,16 +145,11 @@ def register(app: typer.Typer, helpers: Any = None) -> None:
         ] = False,
     ) -> None:
         """Run the daemon: every job on its cadence, one at a time, until SIGTERM / SIGINT."""
-        from sqlalchemy.exc import SQLAlchemyError
+        from regsync.jobs.schedule import next_run_times, run_daemon  # start-up time (see above)
 
-        from regsync.jobs.schedule import next_run_times, run_daemon
-
-        cli = _cli(app, helpers)
         settings = cli.settings_or_exit()
-        jobs = _job_settings_or_exit(cli, settings, jobs_file)
+        jobs = _job_settings_or_exit(settings, jobs_file)
         if list_only:
-            from rich.table import Table
-
             table = Table(title=f"schedule (time zone {jobs.timezone})")
             for column in ("job", "cadence", "next runs"):
                 table.add_column(column)
@@ -178,7 +159,7 @@ def register(app: typer.Typer, helpers: Any = None) -> None:
                 table.add_row(name, jobs.cadence.get(name, "off"), times or "-")
             cli.out.print(table)
             raise typer.Exit(ExitCode.OK)
-        stop = cli._stop_flag()
+        stop = cli.stop_flag()
         try:
             code = run_daemon(settings, jobs, stop=stop)
         except SQLAlchemyError as exc:
