@@ -1,6 +1,6 @@
 """Break regsync on purpose and count what survived: faults, kills, overlaps, hostile input, leaks.
 
-One command runs the five harnesses of src/regsync/testing/ (the same ones tests/reliability/
+One command runs the five harnesses of tests/support/ (the same ones tests/reliability/
 runs in a bounded form) and prints what each did; the last line is one JSON object with at
 least soak_runs, faults_injected, crash_iterations, concurrent_runs, hostile_inputs,
 records_lost, records_duplicated, writes_sent_twice, secrets_leaked. The exit code is 1 when any
@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test support (tests/support)
 from _common import bench_warehouse_url, emit
-
-from regsync.testing.concurrency import run_concurrency
-from regsync.testing.crash import run_crash_resume
-from regsync.testing.hostile import run_hostile
-from regsync.testing.leaks import run_leak_scan
-from regsync.testing.soak import run_soak
+from tests.support.concurrency import run_concurrency
+from tests.support.crash import run_crash_resume
+from tests.support.hostile import run_hostile
+from tests.support.leaks import run_leak_scan
+from tests.support.soak import run_soak
 
 
 @dataclass(frozen=True)

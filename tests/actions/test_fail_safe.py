@@ -25,8 +25,8 @@ from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import AMOUNT, BOOKING_CODE, PAYLOAD, STATUS, GeneratorConfig, populate
 from regsync.sandbox.store import REGISTRATION, SandboxStore
 from regsync.settings.actions import ActionSettings
-from regsync.testing.writes import writes_reached
 from regsync.warehouse.tables import quarantine, registrations
+from tests.support.writes import writes_reached
 
 pytestmark = pytest.mark.sandbox
 

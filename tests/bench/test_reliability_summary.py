@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from regsync.testing.concurrency import ConcurrencyReport
-from regsync.testing.crash import CrashReport
-from regsync.testing.hostile import HostileReport
-from regsync.testing.leaks import LeakReport
-from regsync.testing.soak import SoakReport
+from tests.support.concurrency import ConcurrencyReport
+from tests.support.crash import CrashReport
+from tests.support.hostile import HostileReport
+from tests.support.leaks import LeakReport
+from tests.support.soak import SoakReport
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

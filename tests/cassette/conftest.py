@@ -26,8 +26,8 @@ from regsync.config import Settings
 from regsync.sandbox import DEMO, Sandbox
 from regsync.sandbox.generator import DEFAULT_ANCHOR
 from regsync.sandbox.store import SandboxStore
-from regsync.testing import cassettes
-from regsync.testing.cassettes import Scrubber
+from tests.support import cassettes
+from tests.support.cassettes import Scrubber
 
 T = TypeVar("T")
 

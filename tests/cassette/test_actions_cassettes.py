@@ -30,10 +30,10 @@ from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import PAYLOAD, STATUS
 from regsync.sandbox.store import REGISTRATION, SESSION_ATTENDEE
 from regsync.settings.actions import ActionSettings
-from regsync.testing import cassettes
-from regsync.testing.cassettes import Recorded
 from regsync.warehouse.state import last_runs
 from regsync.warehouse.tables import booking_sessions, registrations
+from tests.support import cassettes
+from tests.support.cassettes import Recorded
 
 from .conftest import CASSETTE_DIR, Dataset, Scenario
 

@@ -24,8 +24,6 @@ from regsync.normalize.coerce import sf_datetime
 from regsync.pull import run_pull
 from regsync.sandbox import DEMO, Sandbox
 from regsync.sandbox.store import ATTENDEE, REGISTRATION, SESSION, SandboxStore
-from regsync.testing import cassettes
-from regsync.testing.cassettes import FAKE_BASE_URL, Scrubber
 from regsync.warehouse.state import last_runs, read_state
 from regsync.warehouse.tables import (
     booking_lines,
@@ -39,6 +37,8 @@ from regsync.warehouse.tables import (
     registrations,
     sf_sessions,
 )
+from tests.support import cassettes
+from tests.support.cassettes import FAKE_BASE_URL, Scrubber
 
 from .conftest import CASSETTE_DIR, Scenario, demo_secrets
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from regsync.testing import cassettes
+from tests.support import cassettes
 
 from .conftest import CASSETTE_DIR, Scenario
 

@@ -15,8 +15,8 @@ import pytest
 
 from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
-from regsync.testing.snapshot import diff_snapshots, warehouse_snapshot
 from regsync.warehouse.engine import make_engine, migrate
+from tests.support.snapshot import diff_snapshots, warehouse_snapshot
 
 pytestmark = pytest.mark.sandbox
 ITERATIONS = int(os.environ.get("REGSYNC_CRASH_ITERATIONS", "3"))

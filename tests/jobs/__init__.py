@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from regsync.sandbox import DEMO, Sandbox
-from regsync.testing.snapshot import READ_TIME_COLUMNS, warehouse_snapshot
 from regsync.warehouse.engine import make_engine
 from regsync.warehouse.lock_tables import job_locks
 from regsync.warehouse.tables import runs
+from tests.support.snapshot import READ_TIME_COLUMNS, warehouse_snapshot
 
 BOOT = (
     "from regsync.cli import app\n"

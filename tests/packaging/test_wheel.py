@@ -1,10 +1,10 @@
 """The wheel a user installs works without the dev extra: `regsync demo` runs from a fresh virtualenv.
 
 Built with `pip wheel . --no-deps`, installed with the application's lock (requirements.lock: no
-pytest, hypothesis, vcrpy or PyYAML) into a new virtualenv. Every shipped module outside
-`regsync.testing` is imported there, and none may import a dev-only package, even inside a
-function. `regsync.testing` (the reliability harnesses and cassette helpers, which import
-hypothesis and vcrpy) still ships today: the strict xfail below says so until it moves out.
+pytest, hypothesis, vcrpy or PyYAML) into a new virtualenv. Every shipped module is imported there,
+and none may import a dev-only package, even inside a function. The test support (the reliability
+harnesses and cassette helpers, which import hypothesis and vcrpy) lives in tests/support and is not
+shipped.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Import names of the packages only the dev extra brings (pyproject's [project.optional-dependencies]).
 DEV_ONLY = frozenset({"pytest", "_pytest", "pytest_recording", "hypothesis", "vcr", "yaml", "ruff"})
-TEST_SUPPORT = "regsync/testing/"
 
 pytestmark = pytest.mark.slow
 
@@ -69,27 +68,20 @@ def _dev_imports(wheel: Path) -> dict[str, set[str]]:
     return found
 
 
-def test_no_shipped_module_outside_regsync_testing_imports_a_dev_only_package(wheel: Path) -> None:
+def test_the_wheel_ships_only_regsync_and_no_module_importing_a_dev_only_package(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
-        modules = [n for n in archive.namelist() if n.startswith("regsync/") and n.endswith(".py")]
+        names = archive.namelist()
+    modules = [n for n in names if n.endswith(".py")]
     assert len(modules) > 50
     assert "regsync/warehouse/migrations/env.py" in modules
-    offenders = {name: dev for name, dev in _dev_imports(wheel).items() if not name.startswith(TEST_SUPPORT)}
-    assert offenders == {}
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="regsync.testing still ships and imports hypothesis and vcrpy (issue #17: moves under tests/)",
-)
-def test_the_wheel_ships_no_module_importing_a_dev_only_package(wheel: Path) -> None:
+    assert [n for n in modules if not n.startswith("regsync/")] == []  # no tests, no test support
     assert _dev_imports(wheel) == {}
 
 
 _IMPORT_ALL = """
 import importlib, pkgutil, sys
 import regsync
-skip = ("regsync.testing", "regsync.warehouse.migrations")  # test support; env.py runs on import
+skip = ("regsync.warehouse.migrations",)  # env.py runs on import
 names = [m.name for m in pkgutil.walk_packages(regsync.__path__, "regsync.") if not m.name.startswith(skip)]
 for name in names:
     importlib.import_module(name)

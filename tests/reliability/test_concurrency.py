@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from regsync.exitcodes import ExitCode
-from regsync.testing.concurrency import ALLOWED_EXITS, round_commands, run_concurrency
+from tests.support.concurrency import ALLOWED_EXITS, round_commands, run_concurrency
 
 pytestmark = pytest.mark.sandbox
 ROUNDS = int(os.environ.get("REGSYNC_CONCURRENCY_ROUNDS", "1"))

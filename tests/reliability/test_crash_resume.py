@@ -20,10 +20,10 @@ from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import SESSION_ATTENDEE
 from regsync.settings.actions import ActionSettings
-from regsync.testing.crash import KILL_POINTS, run_crash_resume
-from regsync.testing.snapshot import diff_snapshots, remote_snapshot
-from regsync.testing.writes import END_ENDPOINT, SUBMIT_ENDPOINT, writes_reached
 from regsync.warehouse.tables import booking_sessions, registrations
+from tests.support.crash import KILL_POINTS, run_crash_resume
+from tests.support.snapshot import diff_snapshots, remote_snapshot
+from tests.support.writes import END_ENDPOINT, SUBMIT_ENDPOINT, writes_reached
 
 pytestmark = pytest.mark.sandbox
 # At least 4: both pull kill points, then one interrupted submit and one interrupted end.

@@ -1,6 +1,6 @@
 """Fault soak: `main` under every fault regsync meets, then clean runs: nothing lost, nothing sent twice.
 
-The soak (regsync.testing.soak) judges the warehouse against the sandbox's own store and the writes
+The soak (tests.support.soak) judges the warehouse against the sandbox's own store and the writes
 against the generator's truth. Any problem fails it; one it can put down to a bug the soak once
 found (soak.CAUSES, each also reproduced on its own below as a regression test) says which.
 REGSYNC_SOAK_RUNS raises the seeded runs for a longer local soak (REGSYNC_SOAK_REGISTRATIONS the
@@ -25,8 +25,9 @@ from regsync.jobs.registry import run_job
 from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import REGISTRATION
-from regsync.testing.remote_truth import ENTITIES, STATUS
-from regsync.testing.soak import (
+from regsync.warehouse.tables import booking_sessions, bookings, quarantine, registrations
+from tests.support.remote_truth import ENTITIES, STATUS
+from tests.support.soak import (
     CAUSES,
     PLANNED_KINDS,
     REGISTRATION_STATUSES,
@@ -35,8 +36,7 @@ from regsync.testing.soak import (
     no_sleep,
     run_soak,
 )
-from regsync.testing.writes import END_ENDPOINT, SUBMIT_ENDPOINT, writes_sent_twice
-from regsync.warehouse.tables import booking_sessions, bookings, quarantine, registrations
+from tests.support.writes import END_ENDPOINT, SUBMIT_ENDPOINT, writes_sent_twice
 
 pytestmark = pytest.mark.sandbox
 

@@ -1,6 +1,6 @@
 """Hostile and malformed input, on every surface, ends accepted, quarantined or rejected — nothing else.
 
-The strategies and the judge (`outcome_of`) live in regsync.testing.hostile and are shared with the
+The strategies and the judge (`outcome_of`) live in tests.support.hostile and are shared with the
 counting run (`run_hostile`, bench/reliability.py); here hypothesis shrinks a failure to its
 smallest input. "Accepted" includes "nothing lost": the rows equal what was sent and fit the
 warehouse's columns on SQLite and PostgreSQL. REGSYNC_HOSTILE_EXAMPLES raises the examples per
@@ -23,7 +23,9 @@ from sqlalchemy import select
 from regsync.errors import RecordRejected
 from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
-from regsync.testing.hostile import (
+from regsync.warehouse.engine import open_warehouse
+from regsync.warehouse.tables import runs
+from tests.support.hostile import (
     OUTCOMES,
     SURFACES,
     HostileReport,
@@ -38,8 +40,6 @@ from regsync.testing.hostile import (
     run_hostile,
     summary,
 )
-from regsync.warehouse.engine import open_warehouse
-from regsync.warehouse.tables import runs
 
 EXAMPLES = int(os.environ.get("REGSYNC_HOSTILE_EXAMPLES", "40"))
 HOSTILE = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regsync.testing.hostile import (
+from tests.support.hostile import (
     MAX_MUTATION_DEPTH,
     _copy_tree,
     _envelope,

@@ -1,6 +1,6 @@
 """After a whole run with known secrets — and errors whose bodies echo the request — no secret is anywhere.
 
-regsync.testing.leaks runs the main job through the command line (sync, submit-pending and
+tests.support.leaks runs the main job through the command line (sync, submit-pending and
 close-stale applied, reconcile with CSV and HTML, status, actions; text, JSON and rich logs),
 provokes a refused password, a refused Checkfront key and servers echoing headers and form bodies
 into their errors, records a cassette through the scrubber, then searches every artifact — logs,
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from regsync.logs import MASK, redact, secret_forms
-from regsync.testing.leaks import (
+from tests.support.leaks import (
     ARTIFACT_KINDS,
     LEAK_CREDENTIALS,
     LeakReport,

@@ -35,7 +35,7 @@ from regsync.sandbox.store import (
     SandboxStore,
     id_checksum,
 )
-from regsync.testing.crash import _is_state_page
+from tests.support.crash import _is_state_page
 
 pytestmark = pytest.mark.sandbox
 

@@ -45,7 +45,6 @@ RANKS: dict[str, int] = {
     "regsync.starter": 10,
     "regsync.demo": 11,
     "regsync.cli": 12,  # thin: parse, call one function, map the outcome to an exit code
-    "regsync.testing": 13,  # test support: may use anything
 }
 
 

@@ -5,7 +5,7 @@ traceback), no run is left "running", and one clean run ends where a clean refer
 
 The reference (its own sandbox with the same data, see `crash.aligned_sandbox`) runs last, beside
 the clean run, so both warehouses are judged at the same wall-clock "now" (see
-`regsync.testing.crash`).
+`tests.support.crash`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from typing import Any
 from sqlalchemy import Engine, Table, and_, func, or_, select
 
 from regsync.exitcodes import ExitCode
-from regsync.testing.crash import (
+from regsync.warehouse.actions_tables import actions
+from regsync.warehouse.engine import make_engine
+from regsync.warehouse.schema import metadata
+from regsync.warehouse.tables import bookings, runs
+from tests.support.crash import (
     clean_and_reference,
     compare,
     harness_config,
@@ -30,11 +34,7 @@ from regsync.testing.crash import (
     tracebacks,
     twin_sandboxes,
 )
-from regsync.testing.writes import writes_sent_twice
-from regsync.warehouse.actions_tables import actions
-from regsync.warehouse.engine import make_engine
-from regsync.warehouse.schema import metadata
-from regsync.warehouse.tables import bookings, runs
+from tests.support.writes import writes_sent_twice
 
 # What a concurrent command may exit with: done, partly done, refused by the lock, mismatches found.
 ALLOWED_EXITS = frozenset({ExitCode.OK, ExitCode.PARTIAL, ExitCode.LOCK_HELD, ExitCode.MISMATCHES})

@@ -50,22 +50,22 @@ from regsync.pull import run_pull
 from regsync.sandbox import DemoCredentials, Sandbox
 from regsync.sandbox.faults import FaultInjector
 from regsync.sandbox.http import SandboxRequest, SandboxResponse
-from regsync.testing import cassettes
 from regsync.warehouse.engine import open_warehouse
+from tests.support import cassettes
 
 # Distinctive values, each with characters that URL-encoding changes, so every encoding differs.
 # They open nothing but the local sandbox.
 LEAK_CREDENTIALS = DemoCredentials(
     sf_username="leakscan@regsync.sandbox",
-    sf_password="pw+Lk7/scan&Q=1",  # noqa: S106
-    sf_security_token="TOKleak9+scan/X",  # noqa: S106
+    sf_password="pw+Lk7/scan&Q=1",
+    sf_security_token="TOKleak9+scan/X",
     sf_consumer_key="leakscan-consumer-key",
-    sf_consumer_secret="cs+leak/scan&4471",  # noqa: S106
+    sf_consumer_secret="cs+leak/scan&4471",
     cf_api_key="cfkey+leak/scan55",
-    cf_api_secret="cfsec+leak/scan&88",  # noqa: S106
+    cf_api_secret="cfsec+leak/scan&88",
 )
-WRONG_SF_PASSWORD = "wrong+pw/leak&scan=7"  # noqa: S105
-WRONG_CF_SECRET = "wrong+cfsec/leak&scan=3"  # noqa: S105
+WRONG_SF_PASSWORD = "wrong+pw/leak&scan=7"
+WRONG_CF_SECRET = "wrong+cfsec/leak&scan=3"
 ARTIFACT_KINDS = ("log", "report", "warehouse", "database-file", "exception", "cassette", "config")
 # (label, how an error answer echoes the request) for the endpoints made to fail on purpose.
 ECHO_ERRORS: dict[str, int] = {
@@ -232,7 +232,7 @@ _FAST_RETRY = {"attempts": 2, "initial_s": 0.0, "max_s": 0.0}
 def _regsync(config: Path, env_file: Path, log_format: str, *args: str) -> tuple[int, bytes]:
     """Run the real command line; (exit code, everything it printed)."""
     command = [sys.executable, "-m", "regsync.cli", "--config", str(config), "--env-file", str(env_file)]
-    done = subprocess.run(  # noqa: S603 - our own command line, our own arguments
+    done = subprocess.run(
         [*command, "--log-format", log_format, *args],
         capture_output=True,
         timeout=600,

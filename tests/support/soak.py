@@ -8,7 +8,7 @@ governor defers), and runs `main` a few times. Those runs may end partial, defer
 they must not raise. Then the faults are cleared, one clean `main` runs, time moves past the
 safety lag and one clean sync picks up what the write-backs changed, and the result is judged:
 
-- the warehouse against the sandbox's own store (regsync.testing.remote_truth): nothing lost,
+- the warehouse against the sandbox's own store (tests.support.remote_truth): nothing lost,
   nothing duplicated, nothing different, and every record quarantined on the way recovered;
 - the writes: none reached the emulator twice, and every pending registration / stale booking
   session of the generator's truth was acted on exactly once, nothing else at all.
@@ -44,7 +44,9 @@ from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.http import LoggedRequest, SandboxRequest, SandboxResponse
 from regsync.sandbox.store import REGISTRATION, SandboxStore
-from regsync.testing.remote_truth import (
+from regsync.warehouse.engine import make_engine, migrate
+from regsync.warehouse.tables import runs
+from tests.support.remote_truth import (
     BOOKING_CODE,
     PAYLOAD,
     STATUS,
@@ -53,15 +55,13 @@ from regsync.testing.remote_truth import (
     compare_with_store,
     quarantined_records,
 )
-from regsync.testing.writes import (
+from tests.support.writes import (
     END_ENDPOINT,
     SUBMIT_ENDPOINT,
     _target,
     writes_reached,
     writes_sent_twice,
 )
-from regsync.warehouse.engine import make_engine, migrate
-from regsync.warehouse.tables import runs
 
 # Every endpoint regsync calls (query_more past 2,000 rows, retrieve only to recover a crashed write).
 SALESFORCE_ENDPOINTS = (

@@ -50,17 +50,17 @@ from sqlalchemy.exc import OperationalError
 
 from regsync.sandbox import Sandbox
 from regsync.sandbox.http import LoggedRequest
-from regsync.testing.snapshot import (
+from regsync.warehouse.actions_tables import actions
+from regsync.warehouse.engine import make_engine
+from regsync.warehouse.tables import runs
+from tests.support.snapshot import (
     WRITE_TIME_COLUMNS,
     Snapshot,
     diff_snapshots,
     remote_snapshot,
     warehouse_snapshot,
 )
-from regsync.testing.writes import END_ENDPOINT, SUBMIT_ENDPOINT, writes_reached, writes_sent_twice
-from regsync.warehouse.actions_tables import actions
-from regsync.warehouse.engine import make_engine
-from regsync.warehouse.tables import runs
+from tests.support.writes import END_ENDPOINT, SUBMIT_ENDPOINT, writes_reached, writes_sent_twice
 
 REGSYNC = str(Path(sys.executable).with_name("regsync"))
 KILL_POINTS = ("pull_page", "upsert_watermark", "send_journal")
@@ -71,7 +71,7 @@ WAL_WRITE_LOCK = 120  # offset of the WAL write lock in SQLite's -shm file (WALI
 SLOW_WRITE_S = 30.0  # how long the emulator sits on an applied write's answer
 
 
-# -- shared with regsync.testing.concurrency --------------------------------------------------------
+# -- shared with tests.support.concurrency --------------------------------------------------------
 
 
 def aligned_sandbox(registrations: int, seed: int, at: float) -> Sandbox:
@@ -118,7 +118,7 @@ def start_child(command: Sequence[str], logs: Path, name: str, cwd: Path) -> sub
     """Start a regsync process with its output kept in files (looked at for tracebacks)."""
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.out", "wb") as out, open(logs / f"{name}.err", "wb") as err:
-        return subprocess.Popen(list(command), stdout=out, stderr=err, cwd=cwd)  # noqa: S603 - our own CLI
+        return subprocess.Popen(list(command), stdout=out, stderr=err, cwd=cwd)
 
 
 def tracebacks(logs: Path) -> list[str]:

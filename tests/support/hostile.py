@@ -1136,9 +1136,9 @@ class _SalesforceBench:
             REGSYNC_SALESFORCE__AUTH="password",
             REGSYNC_SALESFORCE__LOGIN_URL="https://login.hostile.invalid",
             REGSYNC_SALESFORCE__USERNAME="hostile@example.invalid",
-            REGSYNC_SALESFORCE__PASSWORD="hostile-password",  # noqa: S106 - a bench that reaches no server
+            REGSYNC_SALESFORCE__PASSWORD="hostile-password",
             REGSYNC_SALESFORCE__CONSUMER_KEY="hostile-consumer",
-            REGSYNC_SALESFORCE__CONSUMER_SECRET="hostile-consumer-secret",  # noqa: S106
+            REGSYNC_SALESFORCE__CONSUMER_SECRET="hostile-consumer-secret",
         )
         self.login_settings = login.salesforce
         self.http = http
