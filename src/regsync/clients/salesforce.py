@@ -369,13 +369,7 @@ class SalesforceClient:
 
         def get(sf: Salesforce) -> dict[str, Any] | None:
             url = f"{sf.base_url}sobjects/{sobject}/{record_id}"
-            response = self.http.get(url, headers=sf.headers, params={"fields": ",".join(fields)})
-            if response.status_code == 404:
-                return None
-            if response.status_code >= 300:
-                raise SalesforceError(url, response.status_code, sobject, _json_or_text(response))
-            record: dict[str, Any] = response.json()
-            return record
+            return self._get_or_none(sf, url, sobject, {"fields": ",".join(fields)})
 
         return self._call("retrieve", get)
 
@@ -397,18 +391,23 @@ class SalesforceClient:
         return self._call("limits", lambda sf: sf.limits())
 
     # ------------------------------------------------------------------ reads for the preflight
+    def _get_or_none(
+        self, sf: Salesforce, url: str, sobject: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """A GET whose 404 means "no such record or object" (None); another error status raises."""
+        response = self.http.get(url, headers=sf.headers, params=params)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            raise SalesforceError(url, response.status_code, sobject, _json_or_text(response))
+        record: dict[str, Any] = response.json()
+        return record
+
     def describe(self, sobject: str) -> dict[str, Any] | None:
         """An object's describe (its fields and their types), or None when the org has no such object."""
 
         def get(sf: Salesforce) -> dict[str, Any] | None:
-            url = f"{sf.base_url}sobjects/{sobject}/describe/"
-            response = self.http.get(url, headers=sf.headers)
-            if response.status_code == 404:
-                return None
-            if response.status_code >= 300:
-                raise SalesforceError(url, response.status_code, sobject, _json_or_text(response))
-            record: dict[str, Any] = response.json()
-            return record
+            return self._get_or_none(sf, f"{sf.base_url}sobjects/{sobject}/describe/", sobject)
 
         return self._call("describe", get)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, Select, and_, or_, select, tuple_, update
 
 from regsync.clients.checkfront import BookingSessionRead, IndexPage
 from regsync.errors import ApiError, RecordRejected
@@ -117,6 +117,24 @@ def read_in_window(
     return True
 
 
+def _registrations_page(
+    connection: Connection,
+    query: Select[Any],
+    changed_since: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int | None,
+) -> list[tuple[datetime, str, str]]:
+    """One keyset page of (synced_at, registration id, value) rows: registrations synced since
+    `changed_since`, after `after`, in the order of their (synced_at, id) index."""
+    r = registrations
+    query = query.order_by(r.c.synced_at, r.c.id).limit(limit)
+    if changed_since is not None:
+        query = query.where(r.c.synced_at >= changed_since)
+    if after is not None:
+        query = query.where(tuple_(r.c.synced_at, r.c.id) > tuple_(after[0], after[1]))
+    return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+
+
 def registration_sessions_to_read(
     connection: Connection,
     changed_since: datetime | None,
@@ -138,14 +156,8 @@ def registration_sessions_to_read(
         .select_from(r.outerjoin(b, b.c.id == r.c.booking_session_id))
         .where(r.c.booking_session_id.is_not(None))
         .where(or_(b.c.id.is_(None), and_(b.c.state == "alive", r.c.system_modstamp > b.c.read_at)))
-        .order_by(r.c.synced_at, r.c.id)
-        .limit(limit)
     )
-    if changed_since is not None:
-        query = query.where(r.c.synced_at >= changed_since)
-    if after is not None:
-        query = query.where(tuple_(r.c.synced_at, r.c.id) > tuple_(after[0], after[1]))
-    return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+    return _registrations_page(connection, query, changed_since, after, limit)
 
 
 def booking_sessions_due(
@@ -586,14 +598,8 @@ def codes_missing_from_warehouse(
         select(r.c.synced_at, r.c.id, r.c.booking_code)
         .where(r.c.booking_code.is_not(None))
         .where(~select(bookings.c.booking_id).where(bookings.c.code == r.c.booking_code).exists())
-        .order_by(r.c.synced_at, r.c.id)
-        .limit(limit)
     )
-    if changed_since is not None:
-        query = query.where(r.c.synced_at >= changed_since)
-    if after is not None:
-        query = query.where(tuple_(r.c.synced_at, r.c.id) > tuple_(after[0], after[1]))
-    return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+    return _registrations_page(connection, query, changed_since, after, limit)
 
 
 def load_bookings_read_by_code(
