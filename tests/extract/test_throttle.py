@@ -61,3 +61,17 @@ def test_a_rising_latency_shrinks_the_concurrency() -> None:
     assert throttle.concurrency == 8
     run_calls(throttle, clock, 200, 2.0)
     assert throttle.concurrency < 8
+
+
+def test_a_429_before_any_rate_can_be_measured_learns_no_guessed_rate() -> None:
+    """A 429 on the first calls of a run (say, a previous run's burst still counted by the server)
+    must not pace the whole run at a guessed rate: it halves the concurrency instead."""
+    clock = FakeClock()
+    throttle = Throttle(8, clock=clock, sleep=clock.sleep)
+    run_calls(throttle, clock, 1, 0.01, limited=True)
+    assert throttle.rate is None
+    assert throttle.concurrency == 4
+    start = clock.now
+    run_calls(throttle, clock, 500, 0.01)
+    assert clock.now - start < 500 * 0.01 + 0.5  # no pacing: only the calls' own time passed
+    assert throttle.concurrency == 8  # and the concurrency grew back

@@ -139,7 +139,12 @@ QUARANTINING: dict[str, tuple[dict[str, Any], str, Any]] = {
         registrations.c.id,
     ),
     "booking-index": (
-        {"endpoint": "checkfront.booking.index", "target_field": "status_id", "nth": [1]},
+        # The booking named by a registration is also read by its code in the same run (issue 13):
+        # that read breaks too, or it would load the record the index page spoiled.
+        [
+            {"endpoint": "checkfront.booking.index", "target_field": "status_id", "nth": [1]},
+            {"endpoint": "checkfront.booking.get", "target_field": "status_id", "every": 1},
+        ],
         "checkfront.bookings",
         bookings.c.booking_id,
     ),
@@ -159,7 +164,8 @@ def test_a_quarantined_record_is_read_again_once_its_source_is_fine(tmp_path: Pa
         engine = fresh_warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
         try:
             settings = sandbox.settings()
-            sandbox.faults.add(kind="wrong_type", **fault)
+            for one in fault if isinstance(fault, list) else [fault]:
+                sandbox.faults.add(kind="wrong_type", **one)
             first = run_pull(settings, engine=engine, sleep=no_sleep)
             assert first.outcome == "partial"
             sandbox.faults.clear()

@@ -383,9 +383,16 @@ class _Harness:
     def _kill_holding_write_lock(self, child: subprocess.Popen[bytes], detail: dict[str, Any]) -> bool:
         """SQLite: kill while the child holds the write lock of the transaction loading the page."""
         database = make_url(self.warehouse_url).database
+        deadline = time.monotonic() + 30
+        # The -shm file appears when the child first opens the warehouse: under load that can come
+        # after this point is armed.
+        while not os.path.exists(f"{database}-shm"):
+            if time.monotonic() > deadline or child.poll() is not None:
+                detail["missed"] = "the child never opened the warehouse"
+                return False
+            time.sleep(0.005)
         fd = os.open(f"{database}-shm", os.O_RDWR)
         try:
-            deadline = time.monotonic() + 30
             while time.monotonic() < deadline and child.poll() is None:
                 if _write_locked(fd):
                     time.sleep(0.002)

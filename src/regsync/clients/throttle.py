@@ -110,7 +110,15 @@ class Throttle:
         sent = self._per_second(self._admitted, now)
         accepted = self._per_second(self._accepted, now)
         known = [r for r in (sent, accepted, self.rate) if r is not None]
-        too_fast = min(known) if known else 2.0  # a rate the server just refused
+        if not known:
+            # Too few calls yet to tell what rate was refused: a guessed one (say 2/s) would pace the
+            # whole run at it. Halve the calls in flight instead; the 429's own Retry-After is
+            # honoured by the retry policy, and a later 429 with a measurable rate sets one.
+            self.concurrency = max(1, self.concurrency // 2)
+            self._cut_until = now + max(0.2, 2 * (self._latency or 0.1))
+            log.info("Checkfront answered 429: at most %d calls in flight from now on", self.concurrency)
+            return
+        too_fast = min(known)  # a rate the server just refused
         self._refused_at = too_fast if self._refused_at is None else min(self._refused_at, too_fast)
         self.rate = max(0.5, DECREASE * too_fast)
         self._cut_until = now + max(0.2, 2 * (self._latency or 0.1))
