@@ -28,6 +28,7 @@ from regsync.sandbox.generator import DEFAULT_ANCHOR
 from regsync.sandbox.store import SandboxStore
 from tests.support import cassettes
 from tests.support.cassettes import Scrubber
+from tests.support.vcr_threads import keep_httpx_patched_during_force_reset
 
 T = TypeVar("T")
 
@@ -41,6 +42,7 @@ CALL_PASSED = pytest.StashKey[bool]()
 
 def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     cassettes.register(vcr)
+    keep_httpx_patched_during_force_reset()  # threads read Checkfront while requests connects
 
 
 @pytest.hookimpl(wrapper=True)

@@ -473,6 +473,8 @@ def _record_cassette(sandbox: Sandbox, workdir: Path) -> Path:
     """A pull recorded with vcrpy through cassettes.Scrubber, as tests/cassette records them."""
     import vcr
 
+    from tests.support.vcr_threads import keep_httpx_patched_during_force_reset
+
     c = LEAK_CREDENTIALS
     secrets = [
         c.sf_password,
@@ -486,6 +488,7 @@ def _record_cassette(sandbox: Sandbox, workdir: Path) -> Path:
     scrubber = cassettes.Scrubber(secrets=secrets, origins=[sandbox.base_url])
     recorder = vcr.VCR(cassette_library_dir=str(workdir / "cassettes"), record_mode="all")
     cassettes.register(recorder)
+    keep_httpx_patched_during_force_reset()
     path = workdir / "cassettes" / "leakscan.yaml"
     if path.exists():
         path.unlink()

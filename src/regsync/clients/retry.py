@@ -57,11 +57,12 @@ class _RetryAfterOrBackoff:
 
 def _log_retry(exc: BaseException | None, attempt: int, attempts: int, wait: float) -> None:
     log.warning(
-        "retrying after %s (attempt %d of %d, waiting %.2fs)",
+        "retrying after %s (attempt %d of %d, waiting %.2fs): %s",
         type(exc).__name__ if exc else "error",
         attempt,
         attempts,
         wait,
+        exc if exc else "no answer",
     )
 
 
