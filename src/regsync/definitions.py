@@ -2,7 +2,7 @@
 
 Planner, reconciliation, normalizers, generator truth and the config all take these values from
 here, so a status or a default is never spelled twice. Only values live here, never logic: the
-generator's truth (regsync.sandbox.generator.compute_truth) must stay an independent reading of
+generator's truth (regsync.sandbox.generator.truth.compute_truth) must stay an independent reading of
 docs/rules.md and shares nothing else with the SQL rules or the planner.
 """
 

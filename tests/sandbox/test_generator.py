@@ -17,16 +17,16 @@ from regsync.sandbox.generator import (
     DEFAULT_ANCHOR,
     UNPLANTED_CODES,
     GeneratorConfig,
-    Mismatch,
+    PlantedMismatch,
     PlantRates,
     Thresholds,
     Truth,
-    _IdMinter,
     compute_truth,
     populate,
     truth_path,
     write_dataset,
 )
+from regsync.sandbox.generator.catalogue import IdMinter
 from regsync.sandbox.store import (
     ATTENDEE,
     EVENT,
@@ -125,7 +125,7 @@ def test_truth_is_exactly_what_the_planted_cases_expect(generated: tuple[Sandbox
     codes = Counter(m.code for m in truth.mismatches)
     assert set(codes) == set(CODES) - set(UNPLANTED_CODES)  # a planted case of every other code
     assert codes["DUPLICATE_REGISTRATION"] == 2 * truth.planted["duplicate"]
-    assert truth.mismatches == sorted(truth.mismatches, key=Mismatch.sort_key)
+    assert truth.mismatches == sorted(truth.mismatches, key=PlantedMismatch.sort_key)
     assert truth.pending_registrations == sorted(truth.pending_registrations)
 
 
@@ -227,7 +227,7 @@ def test_ids_are_valid_salesforce_ids_with_the_right_prefixes(generated: tuple[S
             assert is_sf_id(record_id), record_id
             assert record_id.startswith(prefix)
             assert set(record) == set(SCHEMAS[name].fields)
-    minter = _IdMinter("a16")
+    minter = IdMinter("a16")
     for number in (1, 61, 62, 3843, 3844, 238_327, 999_999, 5_000_000):
         assert minter(number) == make_sf_id("a16", number)
 

@@ -189,6 +189,39 @@ def test_no_workarounds_for_cycles() -> None:
     assert found == []
 
 
+def _runs_on_import(module: str) -> set[str]:
+    """Every regsync module importing `module` runs: its imports (in functions too), theirs, and
+    the packages each sits in (importing a.b.c runs a/__init__ and a/b/__init__ first)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for found in (".".join(parts[:end]) for end in range(1, len(parts) + 1)):
+            if found in MODULES and found not in seen:
+                seen.add(found)
+                todo.extend(target for target, _line, _top in imports_of(found, MODULES[found]))
+    return seen
+
+
+GENERATOR_TRUTH = "regsync.sandbox.generator.truth"
+
+
+def test_the_generator_truth_is_an_independent_reading_of_the_rules() -> None:
+    """compute_truth is the reference the SQL rules (reconcile) and the planner (actions) are tested
+    against: it reads docs/rules.md's words over the raw store, so it must run none of their code,
+    nor the warehouse's, and take nothing from the building and planting it is meant to check."""
+    assert GENERATOR_TRUTH in MODULES
+    reached = _runs_on_import(GENERATOR_TRUTH)
+    forbidden = {"regsync.reconcile", "regsync.actions", "regsync.warehouse"}
+    assert sorted(m for m in reached if unit_of(m) in forbidden) == []
+    # Importing the generator package itself would hand it all of them (its __init__ does).
+    direct = {target for target, _line, _top in imports_of(GENERATOR_TRUTH, MODULES[GENERATOR_TRUTH])}
+    package = GENERATOR_TRUTH.rsplit(".", 1)[0]
+    generation = {package, *(f"{package}.{name}" for name in ("build", "catalogue", "plant", "populate"))}
+    assert sorted(direct & generation) == []
+
+
 # What `import regsync.normalize.salesforce` may load: the settings section it reads, the JSON
 # helper, the domain's words, the error tree (12 modules). Before the settings moved to the bottom it loaded 20 (config
 # pulled in the reconcile rules, the warehouse tables, metrics and freshness).
