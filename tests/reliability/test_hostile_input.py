@@ -29,17 +29,14 @@ from tests.support.hostile import (
     OUTCOMES,
     SURFACES,
     HostileReport,
-    HttpAnswer,
     check_end_to_end,
-    good_booking_detail,
-    good_booking_session,
-    good_index_entry,
-    good_registration,
-    good_sf_session,
     outcome_of,
     run_hostile,
     summary,
 )
+from tests.support.hostile.checkfront import good_booking_detail, good_booking_session, good_index_entry
+from tests.support.hostile.clients import HttpAnswer
+from tests.support.hostile.salesforce import good_registration, good_sf_session
 
 EXAMPLES = int(os.environ.get("REGSYNC_HOSTILE_EXAMPLES", "40"))
 HOSTILE = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

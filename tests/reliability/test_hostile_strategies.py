@@ -14,18 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.hostile import (
-    MAX_MUTATION_DEPTH,
-    _copy_tree,
-    _envelope,
-    _mutate,
-    _nest,
-    _paths,
-    checkfront_answers,
-    mutated,
-)
+from tests.support.hostile.clients import _envelope, checkfront_answers
+from tests.support.hostile.values import MAX_MUTATION_DEPTH, _copy_tree, _mutate, _nest, _paths, mutated
 
-DEEPEST = 1020  # hostile.deep_structures' largest depth (orjson parses up to 1024 levels)
+DEEPEST = 1020  # hostile.values.deep_structures' largest depth (orjson parses up to 1024 levels)
 
 
 def _depth(value: Any) -> int:
