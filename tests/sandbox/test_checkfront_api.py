@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from regsync.sandbox.checkfront import CheckfrontApi, _php_decode
+from regsync.sandbox.checkfront import CheckfrontApi
+from regsync.sandbox.checkfront.values import _php_decode
 from regsync.sandbox.http import RequestHeaders, Router, SandboxRequest, SandboxResponse
 from regsync.sandbox.store import SandboxStore
 
