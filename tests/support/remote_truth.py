@@ -38,7 +38,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from regsync.sandbox.checkfront import _counts, _int, _iter_lines, _line_qty, _money, _seconds
+from regsync.sandbox.checkfront.lines import _counts, _iter_lines, _line_qty
+from regsync.sandbox.checkfront.values import _int, _money, _seconds
 from regsync.sandbox.store import REGISTRATION, SESSION, SandboxStore
 from regsync.warehouse.tables import (
     booking_lines,
