@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 
 from regsync.actions.apply import policy_of
 from regsync.actions.candidates import END, Scope, candidates
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import REGISTRATION
 from regsync.warehouse.engine import make_engine, migrate

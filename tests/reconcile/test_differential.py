@@ -31,7 +31,7 @@ from sqlalchemy import Engine, delete
 from regsync.actions.apply import policy_of
 from regsync.actions.candidates import Scope, make_plan
 from regsync.actions.journal import END, SUBMIT
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.reconcile.rules import evaluate, pending_registrations
 from regsync.sandbox import Sandbox
 from regsync.sandbox.dataset import format_ms

@@ -32,19 +32,15 @@ RANKS: dict[str, int] = {
     "regsync.clients": 3,  # HTTP: Salesforce, Checkfront, the retry policy
     "regsync.sandbox": 3,  # beside the clients: the emulators know config and errors only
     "regsync.normalize": 4,  # raw payload -> typed rows
-    "regsync.warehouse": 4,  # tables, migrations, upserts, state, the run lock, status
-    "regsync.freshness": 5,
-    "regsync.extract": 6,  # streams: clients -> normalize -> warehouse
-    "regsync.metrics": 6,
-    "regsync.pull": 7,
-    "regsync.actions": 8,  # write-backs
-    "regsync.reconcile": 8,  # mismatch rules and reports
-    "regsync.jobs": 9,  # what runs when, under the lock
-    "regsync.machine": 10,
-    "regsync.preflight": 10,
-    "regsync.starter": 10,
-    "regsync.demo": 11,
-    "regsync.cli": 12,  # thin: parse, call one function, map the outcome to an exit code
+    "regsync.warehouse": 4,  # tables, migrations, upserts, state, the run lock, status, freshness
+    "regsync.extract": 5,  # streams: clients -> normalize -> warehouse
+    "regsync.actions": 6,  # write-backs
+    "regsync.reconcile": 6,  # mismatch rules and reports
+    "regsync.jobs": 7,  # the pull, what runs when under the lock, the metrics file
+    "regsync.preflight": 8,
+    "regsync.starter": 8,
+    "regsync.demo": 9,
+    "regsync.cli": 10,  # thin: parse, call one function, map the outcome to an exit code (or JSON)
 }
 
 

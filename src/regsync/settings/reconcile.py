@@ -47,7 +47,7 @@ class ReconcileSettings(BaseModel):
     session_item_mapping: dict[str, str] = {}
     # Connections the rules are spread over (regsync.reconcile.rules.evaluate_concurrently).
     query_workers: int = Field(default=2, ge=1, le=8)
-    # Reports warn when a system's last successful pull is older than this (regsync.freshness).
+    # Reports warn when a system's last successful pull is older than this (regsync.warehouse.freshness).
     max_data_age_s: int = Field(default=7200, ge=60)
 
     @field_validator("severity")

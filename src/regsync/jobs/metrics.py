@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from regsync.freshness import PULL_JOBS, load_freshness
 from regsync.settings.reconcile import REASON_CODES
 from regsync.warehouse.engine import make_engine
+from regsync.warehouse.freshness import PULL_JOBS, load_freshness
 from regsync.warehouse.tables import runs
 
 OUTCOMES = ("ok", "partial", "deferred", "failed", "locked")
