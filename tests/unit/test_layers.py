@@ -223,8 +223,13 @@ def test_a_stage_loads_only_what_it_needs(module: str, allowed: set[str] | None)
         assert loaded == allowed
 
 
-def test_the_settings_know_every_reason_code() -> None:
-    from regsync.reconcile.rules import CODES
-    from regsync.settings.reconcile import REASON_CODES
+def test_the_reason_codes_are_spelled_once_at_the_bottom() -> None:
+    """The settings check severity overrides against definitions.REASON_CODES; the rules declare them."""
+    from regsync import definitions
+    from regsync.reconcile.rules import CODES, RULES
+    from regsync.settings.reconcile import ReconcileSettings
 
-    assert CODES == REASON_CODES
+    assert CODES is definitions.REASON_CODES
+    assert tuple(rule.code for rule in RULES) == definitions.REASON_CODES
+    every = dict.fromkeys(definitions.REASON_CODES, "low")
+    assert ReconcileSettings.model_validate({"severity": every}).severity == every
