@@ -1,4 +1,4 @@
-"""The words of docs/rules.md defined once: statuses and threshold defaults.
+"""The words of docs/rules.md defined once: statuses, reason codes and threshold defaults.
 
 Planner, reconciliation, normalizers, generator truth and the config all take these values from
 here, so a status or a default is never spelled twice. Only values live here, never logic: the
@@ -23,6 +23,25 @@ PENDING_STATUS: Final = DRAFT
 
 # Booking statuses no registration is expected for (never BOOKING_WITHOUT_REGISTRATION).
 UNTRACKED_BOOKING_STATUSES: Final = ("VOID", "STOP")
+
+# The reason codes of docs/rules.md, in report order. regsync.reconcile.rules declares one rule per
+# code in this order (its CODES is this tuple); the [reconcile] settings check severity overrides
+# against it without loading the rules.
+REASON_CODES: Final = (
+    "BOOKING_SESSION_MISSING",
+    "BOOKING_WITHOUT_REGISTRATION",
+    "ATTENDEE_COUNT_MISMATCH",
+    "ATTENDEE_SESSIONS_MISMATCH",
+    "COMPLETED_BOOKING_UNPAID",
+    "DRAFT_BOOKING_PAID",
+    "DUPLICATE_REGISTRATION",
+    "AMOUNT_MISMATCH",
+    "STALE_DRAFT",
+    "BOOKING_CODE_MISSING",
+    "BOOKING_NOT_FOUND",
+    "DUPLICATE_BOOKING_CODE",
+    "REGISTRATION_PARTLY_READ",
+)
 
 # Threshold defaults (seconds unless named otherwise); configured in [rules] / [reconcile].
 IN_FLIGHT_S: Final = 900

@@ -17,8 +17,8 @@ from regsync.clients.salesforce import SalesforceClient
 from regsync.clients.usage import ApiUsage
 from regsync.config import load_settings
 from regsync.exitcodes import ExitCode
+from regsync.jobs.pull import run_pull
 from regsync.logs import setup_logging
-from regsync.pull import run_pull
 from regsync.reconcile.run import run_reconcile
 from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import compute_truth

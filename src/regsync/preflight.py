@@ -13,7 +13,7 @@ in the config shows, by name, before a pull trips on it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -42,7 +42,6 @@ Status = Literal["ok", "warn", "fail", "skip"]
 APEX_PATH = "/services/apexrest/conference360/sessionRegistration"
 LONG_TEXT = 255  # a textarea longer than this is a long text area (not filterable in SOQL)
 # What regsync can read from each configured field: describe types it accepts.
-TEXT = ("string", "textarea", "picklist", "email", "url", "phone")
 EXPECTED: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("registration_fields", "status"): ("picklist", "string"),
     ("registration_fields", "event"): ("reference", "id", "string"),
@@ -473,7 +472,3 @@ def _one_cart(
         report.add("Checkfront", name, "fail", f"{session_id}: {_why(exc)}")
         return
     report.add("Checkfront", name, "ok", f"{session_id}: alive, {len(shaped.lines)} line(s)")
-
-
-def failures_text(checks: Iterable[Check]) -> str:
-    return "; ".join(f"{c.system} {c.name}: {c.detail}" for c in checks)

@@ -17,7 +17,7 @@ from regsync.actions.apply import ActionsReport, plan, run_actions
 from regsync.actions.journal import END, SUBMIT, list_actions
 from regsync.config import Settings
 from regsync.exitcodes import ExitCode
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.sandbox.generator import PAYLOAD, STATUS
 from regsync.sandbox.server import Sandbox
 from regsync.sandbox.store import REGISTRATION, SESSION_ATTENDEE

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from regsync.actions import journal
 from regsync.actions.apply import breaker
-from regsync.actions.candidates import Candidate, Plan, Scope, make_plan, submit_payloads
+from regsync.actions.candidates import Candidate, Plan, PlanContext, make_plan, submit_payloads
 from regsync.actions.journal import END, KINDS, SUBMIT, list_actions
 from regsync.settings.actions import ActionSettings
 from tests.actions import HOUR, idle_cart
@@ -23,7 +23,7 @@ DAY = 24 * HOUR
 def planned(engine: Engine, policy: ActionSettings = POLICY, **options: int) -> Plan:
     limit = options.pop("limit", None)
     with engine.connect() as connection:
-        return make_plan(connection, Scope(policy, NOW, **options), KINDS, limit=limit, explained=True)
+        return make_plan(connection, PlanContext(policy, NOW, **options), KINDS, limit=limit, explained=True)
 
 
 def reasons(plan: Plan, kind: str) -> dict[str, str]:

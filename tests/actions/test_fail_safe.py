@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from regsync.actions.apply import plan, run_actions
 from regsync.actions.journal import END, SUBMIT
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import AMOUNT, BOOKING_CODE, PAYLOAD, STATUS, GeneratorConfig, populate
 from regsync.sandbox.store import REGISTRATION, SandboxStore

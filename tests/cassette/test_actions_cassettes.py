@@ -25,7 +25,7 @@ from regsync.actions.apply import APEX_SESSION_REGISTRATION, ActionsReport, plan
 from regsync.actions.journal import END, SUBMIT, list_actions
 from regsync.config import Settings
 from regsync.exitcodes import ExitCode
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import PAYLOAD, STATUS
 from regsync.sandbox.store import REGISTRATION, SESSION_ATTENDEE

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, select
 
+from regsync.jobs.pull import run_pull
 from regsync.normalize.coerce import sf_datetime
-from regsync.pull import run_pull
 from regsync.sandbox import DEMO, Sandbox
 from regsync.sandbox.store import ATTENDEE, REGISTRATION, SESSION, SandboxStore
 from regsync.warehouse.state import last_runs, read_state

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.warehouse.engine import make_engine, migrate
 from tests.support.snapshot import diff_snapshots, warehouse_snapshot

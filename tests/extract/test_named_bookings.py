@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from regsync.actions.apply import policy_of
-from regsync.actions.candidates import END, Scope, candidates
-from regsync.pull import run_pull
+from regsync.actions.candidates import END, PlanContext, candidates
+from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import REGISTRATION
 from regsync.warehouse.engine import make_engine, migrate
@@ -190,8 +190,8 @@ def test_the_cart_behind_a_completed_registration_is_read_and_planned_stale(
             select(booking_sessions.c.state).where(booking_sessions.c.id == cart_id)
         ).scalar_one()
         assert state == "alive"
-        scope = Scope(policy_of(settings), datetime.now(UTC))
-        ended = {c.target_id for c in candidates(connection, scope, END)}
+        ctx = PlanContext(policy_of(settings), datetime.now(UTC))
+        ended = {c.target_id for c in candidates(connection, ctx, END)}
     assert cart_id in ended
     # Completed registrations whose carts ended are read once, and found missing.
     with engine.connect() as connection:

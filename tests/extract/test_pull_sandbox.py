@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from regsync.jobs.pull import run_pull
 from regsync.normalize.coerce import sf_datetime
-from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import ATTENDEE, REGISTRATION, SESSION, SandboxStore
 from regsync.warehouse.engine import make_engine, migrate

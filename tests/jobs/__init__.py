@@ -118,7 +118,7 @@ def reference_contents(
     sandbox: Sandbox, tmp_path: Path, name: str = "reference.db", **overrides: dict[str, Any]
 ) -> dict[str, set[tuple[Any, ...]]]:
     """The tables after one uninterrupted sync of the same sandbox into a fresh SQLite warehouse."""
-    from regsync.pull import run_pull
+    from regsync.jobs.pull import run_pull
     from regsync.warehouse.engine import migrate
 
     url = f"sqlite:///{tmp_path / name}"

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from regsync.cli import app
 from regsync.config import Settings, load_settings
 from regsync.exitcodes import ExitCode
+from regsync.jobs.metrics import Sample, emit, job_samples, metrics_path, render, write_metrics_file
 from regsync.jobs.registry import JobResult, run_job
-from regsync.metrics import Sample, emit, job_samples, metrics_path, render, write_metrics_file
 from regsync.reconcile.rules import CODES
 from regsync.sandbox import Sandbox
 from tests.jobs import write_config

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 
 from regsync.config import load_settings
 from regsync.errors import ConfigError
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.warehouse.state import last_runs
 
 

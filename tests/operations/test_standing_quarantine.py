@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from regsync.cli import app
 from regsync.exitcodes import ExitCode
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.warehouse.locks import open_warehouse_locked
 from regsync.warehouse.status import quarantine_summary

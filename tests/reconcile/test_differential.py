@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete
 
 from regsync.actions.apply import policy_of
-from regsync.actions.candidates import Scope, make_plan
+from regsync.actions.candidates import PlanContext, make_plan
 from regsync.actions.journal import END, SUBMIT
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.reconcile.rules import evaluate, pending_registrations
 from regsync.sandbox import Sandbox
 from regsync.sandbox.dataset import format_ms
@@ -453,7 +453,7 @@ def check_one_store(sandbox: Sandbox, engine: Engine, seed: int, chosen: list[tu
     with engine.connect() as connection:
         found = evaluate(connection, config.reconcile, at)
         sql_pending = {row[0] for row in connection.execute(pending_registrations(config.reconcile, at))}
-        plan = make_plan(connection, Scope(policy_of(config), at, None, fields), [SUBMIT, END])
+        plan = make_plan(connection, PlanContext(policy_of(config), at, None, fields), [SUBMIT, END])
     assert _keys(found) == _keys(truth.mismatches), chosen
     assert sql_pending == set(truth.pending_registrations), chosen
     assert {c.target_id for c in plan.candidates[SUBMIT]} == set(truth.pending_registrations), chosen

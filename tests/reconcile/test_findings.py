@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from regsync import definitions as words
-from regsync.actions.candidates import Scope, make_plan
+from regsync.actions.candidates import PlanContext, make_plan
 from regsync.actions.journal import END, SUBMIT
 from regsync.config import RuleSettings
 from regsync.reconcile import rules
@@ -45,13 +45,13 @@ def partly(row: dict[str, Any], parts: str, why: str = "unreadable") -> dict[str
 
 def planned(engine: Engine, kind: str) -> set[str]:
     with engine.connect() as connection:
-        plan = make_plan(connection, Scope(ACTIONS, NOW), [kind])
+        plan = make_plan(connection, PlanContext(ACTIONS, NOW), [kind])
     return {candidate.target_id for candidate in plan.candidates[kind]}
 
 
 def reasons(engine: Engine, kind: str) -> dict[str, str]:
     with engine.connect() as connection:
-        plan = make_plan(connection, Scope(ACTIONS, NOW), [kind], explained=True)
+        plan = make_plan(connection, PlanContext(ACTIONS, NOW), [kind], explained=True)
     return {e.target_id: e.reason for e in plan.explanations}
 
 

@@ -12,12 +12,12 @@ from sqlalchemy import Engine
 
 from regsync.config import Settings
 from regsync.exitcodes import ExitCode
-from regsync.freshness import age_text, load_freshness
 from regsync.jobs import registry
 from regsync.jobs.registry import JobContext, JobResult, run_job
 from regsync.reconcile.rules import ReconcileSettings
 from regsync.reconcile.run import run_reconcile
 from regsync.settings.jobs import JobSettings
+from regsync.warehouse.freshness import age_text, load_freshness
 from regsync.warehouse.tables import runs
 from tests.reconcile import NOW, ago, registration, seed
 

@@ -347,6 +347,7 @@ def test_rule_table_matches_the_contract() -> None:
         "DUPLICATE_BOOKING_CODE",
         "REGISTRATION_PARTLY_READ",
     )
+    assert tuple(rule.code for rule in RULES) == CODES  # one rule per code, in report order
     assert {rule.code: rule.severity for rule in RULES} == {
         "BOOKING_SESSION_MISSING": "high",
         "BOOKING_WITHOUT_REGISTRATION": "high",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.reconcile.rules import CODES, evaluate
 from regsync.reconcile.run import run_reconcile
 from regsync.sandbox import Sandbox

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from regsync.actions import journal
 from regsync.actions.apply import run_actions
 from regsync.actions.journal import END, SUBMIT, list_actions
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import SESSION_ATTENDEE
 from regsync.settings.actions import ActionSettings

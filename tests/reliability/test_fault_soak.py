@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from regsync.config import Settings
+from regsync.jobs.pull import run_pull
 from regsync.jobs.registry import run_job
-from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import REGISTRATION
 from regsync.warehouse.tables import booking_sessions, bookings, quarantine, registrations

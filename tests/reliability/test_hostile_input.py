@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from regsync.errors import RecordRejected
-from regsync.pull import run_pull
+from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.warehouse.engine import open_warehouse
 from regsync.warehouse.tables import runs

@@ -510,7 +510,7 @@ def _plan(iterations: int, rng: random.Random) -> list[str]:
 
 def _probe_pull(sandbox: Sandbox, workdir: Path) -> tuple[int, int]:
     """Pull requests (and watermark pages) of one uninterrupted pull from scratch: the kill range."""
-    from regsync.pull import run_pull
+    from regsync.jobs.pull import run_pull
     from regsync.warehouse.engine import migrate
 
     engine = make_engine(f"sqlite:///{workdir / 'probe.db'}")

@@ -45,8 +45,8 @@ from regsync.clients.salesforce import SalesforceClient
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings, load_settings, write_private_file
 from regsync.errors import ApiError, RegsyncError
+from regsync.jobs.pull import run_pull
 from regsync.logs import CONTEXT, JsonFormatter, SecretScrubber
-from regsync.pull import run_pull
 from regsync.sandbox import DemoCredentials, Sandbox
 from regsync.sandbox.faults import FaultInjector
 from regsync.sandbox.http import SandboxRequest, SandboxResponse

@@ -39,8 +39,8 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, select
 
 from regsync.config import Settings
+from regsync.jobs.pull import run_pull
 from regsync.jobs.registry import run_job
-from regsync.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.http import LoggedRequest, SandboxRequest, SandboxResponse
 from regsync.sandbox.store import REGISTRATION, SandboxStore

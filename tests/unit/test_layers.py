@@ -32,19 +32,15 @@ RANKS: dict[str, int] = {
     "regsync.clients": 3,  # HTTP: Salesforce, Checkfront, the retry policy
     "regsync.sandbox": 3,  # beside the clients: the emulators know config and errors only
     "regsync.normalize": 4,  # raw payload -> typed rows
-    "regsync.warehouse": 4,  # tables, migrations, upserts, state, the run lock, status
-    "regsync.freshness": 5,
-    "regsync.extract": 6,  # streams: clients -> normalize -> warehouse
-    "regsync.metrics": 6,
-    "regsync.pull": 7,
-    "regsync.actions": 8,  # write-backs
-    "regsync.reconcile": 8,  # mismatch rules and reports
-    "regsync.jobs": 9,  # what runs when, under the lock
-    "regsync.machine": 10,
-    "regsync.preflight": 10,
-    "regsync.starter": 10,
-    "regsync.demo": 11,
-    "regsync.cli": 12,  # thin: parse, call one function, map the outcome to an exit code
+    "regsync.warehouse": 4,  # tables, migrations, upserts, state, the run lock, status, freshness
+    "regsync.extract": 5,  # streams: clients -> normalize -> warehouse
+    "regsync.actions": 6,  # write-backs
+    "regsync.reconcile": 6,  # mismatch rules and reports
+    "regsync.jobs": 7,  # the pull, what runs when under the lock, the metrics file
+    "regsync.preflight": 8,
+    "regsync.starter": 8,
+    "regsync.demo": 9,
+    "regsync.cli": 10,  # thin: parse, call one function, map the outcome to an exit code (or JSON)
 }
 
 
@@ -260,8 +256,13 @@ def test_a_stage_loads_only_what_it_needs(module: str, allowed: set[str] | None)
         assert loaded == allowed
 
 
-def test_the_settings_know_every_reason_code() -> None:
-    from regsync.reconcile.rules import CODES
-    from regsync.settings.reconcile import REASON_CODES
+def test_the_reason_codes_are_spelled_once_at_the_bottom() -> None:
+    """The settings check severity overrides against definitions.REASON_CODES; the rules declare them."""
+    from regsync import definitions
+    from regsync.reconcile.rules import CODES, RULES
+    from regsync.settings.reconcile import ReconcileSettings
 
-    assert CODES == REASON_CODES
+    assert CODES is definitions.REASON_CODES
+    assert tuple(rule.code for rule in RULES) == definitions.REASON_CODES
+    every = dict.fromkeys(definitions.REASON_CODES, "low")
+    assert ReconcileSettings.model_validate({"severity": every}).severity == every

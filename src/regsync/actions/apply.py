@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from regsync.actions import journal
-from regsync.actions.candidates import Candidate, Plan, Scope, duration, make_plan
+from regsync.actions.candidates import Candidate, Plan, PlanContext, duration, make_plan
 from regsync.actions.journal import END, KINDS, SUBMIT
 from regsync.clients.checkfront import BookingSessionRead, CheckfrontClient
 from regsync.clients.factory import make_clients
@@ -143,9 +143,9 @@ def plan(
     if engine is None:
         engine = open_warehouse_locked(settings.warehouse.url)
     fields = settings.salesforce.registration_fields
-    scope = Scope(policy_of(settings, action_settings), now or utcnow(), older_than_s, fields)
+    ctx = PlanContext(policy_of(settings, action_settings), now or utcnow(), older_than_s, fields)
     with engine.connect() as connection:
-        return make_plan(connection, scope, _kinds(kinds), limit=limit, explained=explained)
+        return make_plan(connection, ctx, _kinds(kinds), limit=limit, explained=explained)
 
 
 def run_actions(
@@ -191,8 +191,8 @@ def run_actions(
     report.run_id = start_run(engine, JOBS[chosen[0]] if len(chosen) == 1 else BOTH_JOB)
     run = _Run(settings, policy, engine, salesforce, checkfront, report)
     try:
-        scope = Scope(policy, now, older_than_s, settings.salesforce.registration_fields)
-        _execute(run, chosen, scope, limit)
+        ctx = PlanContext(policy, now, older_than_s, settings.salesforce.registration_fields)
+        _execute(run, chosen, ctx, limit)
     except QuotaExhaustedError as exc:
         report.outcome, report.message = "deferred", str(exc)
     except Exception as exc:
@@ -214,12 +214,12 @@ def _record(engine: Engine, report: ActionsReport, usage: ApiUsage) -> None:
     finish_run(engine, report.run_id, report.outcome, counts=counts, api_calls=calls, message=report.message)
 
 
-def _execute(run: _Run, kinds: Sequence[str], scope: Scope, limit: int | None) -> None:
+def _execute(run: _Run, kinds: Sequence[str], ctx: PlanContext, limit: int | None) -> None:
     """(a) recover, (b) plan, (c) breaker, (d)-(f) per batch: re-read, send, confirm."""
     report = run.report
     _recover(run, kinds)
     with run.engine.connect() as connection:
-        report.plan = make_plan(connection, scope, kinds, limit=limit)
+        report.plan = make_plan(connection, ctx, kinds, limit=limit)
     for kind, found in report.plan.candidates.items():
         report.count(kind, "planned", len(found))
     tripped = breaker(run.policy, report.plan)

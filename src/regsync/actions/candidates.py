@@ -37,8 +37,9 @@ ra, ras = registration_attendees, registration_attendee_sessions
 
 
 @dataclass(frozen=True)
-class Scope:
-    """What the rules are evaluated against: thresholds, a fixed "now" and the caller's --older-than."""
+class PlanContext:
+    """What a write-back plan is made against: the [actions] thresholds, a fixed "now" and the
+    caller's --older-than (the reconciliation's equivalent is reconcile.rules.RuleContext)."""
 
     settings: ActionSettings
     now: datetime
@@ -154,10 +155,10 @@ def _journal_whens() -> list[tuple[ColumnElement[bool], str]]:
     ]
 
 
-def _too_recent(scope: Scope, at: Any) -> list[tuple[ColumnElement[bool], str]]:
-    if scope.older_than_s is None:
+def _too_recent(ctx: PlanContext, at: Any) -> list[tuple[ColumnElement[bool], str]]:
+    if ctx.older_than_s is None:
         return []
-    return [(at >= scope.ago(scope.older_than_s), "too_recent")]
+    return [(at >= ctx.ago(ctx.older_than_s), "too_recent")]
 
 
 def _draft() -> tuple[ColumnElement[bool], ...]:
@@ -199,13 +200,13 @@ def _columns(target: Any, reason: Any, at: Any, ref: Any, ref_status: Any) -> li
     ]
 
 
-def registration_reasons(scope: Scope) -> Select[Any]:
+def registration_reasons(ctx: PlanContext) -> Select[Any]:
     """Every draft registration with "pending" (docs/rules.md) or the first rule it fails."""
-    settings = scope.settings
+    settings = ctx.settings
     stats = _attendee_stats()
     reason = case(
-        (r.c.created_at >= scope.ago(settings.in_flight_s), "in_flight"),
-        *_too_recent(scope, r.c.created_at),
+        (r.c.created_at >= ctx.ago(settings.in_flight_s), "in_flight"),
+        *_too_recent(ctx, r.c.created_at),
         (r.c.unreadable_parts.is_not(None), "partly_read"),  # never submit what is not fully read
         (r.c.booking_code.is_(None), "no_booking"),
         (b.c.booking_id.is_(None), "booking_unknown"),
@@ -225,14 +226,14 @@ def registration_reasons(scope: Scope) -> Select[Any]:
     return select(*columns, *extra).select_from(source).where(*_draft())
 
 
-def booking_session_reasons(scope: Scope, holds: QuarantineHolds | None = None) -> Select[Any]:
+def booking_session_reasons(ctx: PlanContext, holds: QuarantineHolds | None = None) -> Select[Any]:
     """Every known alive booking session with "stale" (docs/rules.md) or the first rule it fails.
 
     Fail safe: a booking session is never ended while a registration naming it is not fully read
     (partly read, or quarantined with the id legible in its raw payload), nor at all while a
     registration's unreadable link could name it; `holds` are the quarantined ones.
     """
-    settings = scope.settings
+    settings = ctx.settings
     holds = holds or QuarantineHolds({}, ())
     partly_read = r.alias("partly_read")
     held_by = (
@@ -246,7 +247,7 @@ def booking_session_reasons(scope: Scope, holds: QuarantineHolds | None = None) 
         unread_link.c.booking_session_id.is_(None),
         unread_link.c.is_deleted.is_(False),
         unread_link.c.status.in_(IN_PROGRESS_STATUSES),
-        unread_link.c.created_at > scope.ago(settings.stale_draft_s),
+        unread_link.c.created_at > ctx.ago(settings.stale_draft_s),
     )
     held: list[tuple[ColumnElement[bool], str]] = [(held_by.is_not(None), "held_partly_read")]
     if holds.named:
@@ -257,7 +258,7 @@ def booking_session_reasons(scope: Scope, holds: QuarantineHolds | None = None) 
     in_progress = and_(
         r.c.is_deleted.is_(False),
         r.c.status.in_(IN_PROGRESS_STATUSES),
-        r.c.created_at > scope.ago(settings.stale_draft_s),
+        r.c.created_at > ctx.ago(settings.stale_draft_s),
         r.c.booking_session_id.is_not(None),
     )
     protectors = (
@@ -269,8 +270,8 @@ def booking_session_reasons(scope: Scope, holds: QuarantineHolds | None = None) 
     protector = r.alias("protector")
     reason = case(
         (bs.c.last_activity_at.is_(None), "age_unknown"),
-        (bs.c.last_activity_at >= scope.ago(settings.stale_session_ttl_s), "not_idle"),
-        *_too_recent(scope, bs.c.last_activity_at),
+        (bs.c.last_activity_at >= ctx.ago(settings.stale_session_ttl_s), "not_idle"),
+        *_too_recent(ctx, bs.c.last_activity_at),
         *held,
         (protectors.c.protector.is_not(None), "protected"),
         *_journal_whens(),
@@ -286,15 +287,14 @@ def booking_session_reasons(scope: Scope, holds: QuarantineHolds | None = None) 
     return select(*columns, held_by.label("held_by")).select_from(source).where(bs.c.state == "alive", known)
 
 
-def _reasons(connection: Connection, scope: Scope, kind: str) -> tuple[Select[Any], QuarantineHolds | None]:
+def _reasons(
+    connection: Connection, ctx: PlanContext, kind: str
+) -> tuple[Select[Any], QuarantineHolds | None]:
     """The explanation query of one kind (ends first read what quarantined registrations hold)."""
     if kind == SUBMIT:
-        return registration_reasons(scope), None
-    holds = quarantine_holds(connection, scope.registration_fields)
-    return booking_session_reasons(scope, holds), holds
-
-
-REASONS = {SUBMIT: registration_reasons, END: booking_session_reasons}
+        return registration_reasons(ctx), None
+    holds = quarantine_holds(connection, ctx.registration_fields)
+    return booking_session_reasons(ctx, holds), holds
 
 
 # -- reading them ---------------------------------------------------------------------------------
@@ -312,12 +312,12 @@ def _short(ident: Any) -> str:
     return f"{str(ident)[:8]}…" if ident else "?"
 
 
-def _describe(kind: str, row: RowMapping, scope: Scope, holds: QuarantineHolds | None = None) -> str:
+def _describe(kind: str, row: RowMapping, ctx: PlanContext, holds: QuarantineHolds | None = None) -> str:
     """The human reading of one explanation row."""
-    settings = scope.settings
+    settings = ctx.settings
     holds = holds or QuarantineHolds({}, ())
     unknown = ", ".join(holds.unknown[:3]) + (" …" if len(holds.unknown) > 3 else "")
-    age = duration((scope.now - row["at"]).total_seconds()) if row["at"] is not None else "?"
+    age = duration((ctx.now - row["at"]).total_seconds()) if row["at"] is not None else "?"
     ttl = duration(settings.stale_session_ttl_s)
     texts = {
         "in_flight": f"in flight (created {age} ago)",
@@ -348,29 +348,29 @@ def _describe(kind: str, row: RowMapping, scope: Scope, holds: QuarantineHolds |
     return texts[row["reason"]]
 
 
-def explain(connection: Connection, scope: Scope, kinds: Sequence[str]) -> list[Explanation]:
+def explain(connection: Connection, ctx: PlanContext, kinds: Sequence[str]) -> list[Explanation]:
     """Every draft / known alive booking session of these kinds, selected ones first."""
     found = []
     for kind in kinds:
-        query, holds = _reasons(connection, scope, kind)
+        query, holds = _reasons(connection, ctx, kind)
         found += [
-            Explanation(kind, row["target_id"], row["reason"], _describe(kind, row, scope, holds))
+            Explanation(kind, row["target_id"], row["reason"], _describe(kind, row, ctx, holds))
             for row in connection.execute(query).mappings()
         ]
     return sorted(found, key=lambda e: (e.kind != SUBMIT, not e.selected, e.reason, e.target_id))
 
 
-def population(connection: Connection, scope: Scope, kind: str) -> int:
+def population(connection: Connection, ctx: PlanContext, kind: str) -> int:
     """Drafts (submits) or known alive booking sessions (ends): what the breaker's share is of."""
-    listed = _reasons(connection, scope, kind)[0].subquery("listed")
+    listed = _reasons(connection, ctx, kind)[0].subquery("listed")
     return int(connection.execute(select(func.count()).select_from(listed)).scalar_one())
 
 
 def selected(
-    connection: Connection, scope: Scope, kind: str, limit: int | None = None
+    connection: Connection, ctx: PlanContext, kind: str, limit: int | None = None
 ) -> list[tuple[str, str]]:
     """(target id, rule text) of the candidates of one kind, oldest first, at most `limit`."""
-    reasons, holds = _reasons(connection, scope, kind)
+    reasons, holds = _reasons(connection, ctx, kind)
     listed = reasons.subquery("listed")
     query = (
         select(listed)
@@ -379,7 +379,7 @@ def selected(
         .limit(limit)
     )
     rows = connection.execute(query).mappings()
-    return [(row["target_id"], _describe(kind, row, scope, holds)) for row in rows]
+    return [(row["target_id"], _describe(kind, row, ctx, holds)) for row in rows]
 
 
 def submit_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -415,9 +415,11 @@ def _payload(registration_id: str, booking_session_id: str | None) -> dict[str, 
     return {**payload, "attendeeList": [], "submit": True}
 
 
-def candidates(connection: Connection, scope: Scope, kind: str, limit: int | None = None) -> list[Candidate]:
-    """The writes of one kind the warehouse calls for at scope.now, with their requests."""
-    chosen = selected(connection, scope, kind, limit)
+def candidates(
+    connection: Connection, ctx: PlanContext, kind: str, limit: int | None = None
+) -> list[Candidate]:
+    """The writes of one kind the warehouse calls for at ctx.now, with their requests."""
+    chosen = selected(connection, ctx, kind, limit)
     if kind == END:
         return [Candidate(END, target, reason, {"session_id": target}) for target, reason in chosen]
     payloads = submit_payloads(connection, [target for target, _ in chosen])
@@ -426,17 +428,17 @@ def candidates(connection: Connection, scope: Scope, kind: str, limit: int | Non
 
 def make_plan(
     connection: Connection,
-    scope: Scope,
+    ctx: PlanContext,
     kinds: Sequence[str],
     *,
     limit: int | None = None,
     explained: bool = False,
 ) -> Plan:
     """Candidates and populations of each kind (and, for `regsync plan`, every explanation)."""
-    plan = Plan(now=scope.now)
+    plan = Plan(now=ctx.now)
     for kind in kinds:
-        plan.candidates[kind] = candidates(connection, scope, kind, limit)
-        plan.population[kind] = population(connection, scope, kind)
+        plan.candidates[kind] = candidates(connection, ctx, kind, limit)
+        plan.population[kind] = population(connection, ctx, kind)
     if explained:
-        plan.explanations = explain(connection, scope, kinds)
+        plan.explanations = explain(connection, ctx, kinds)
     return plan

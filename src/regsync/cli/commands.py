@@ -29,7 +29,7 @@ from regsync.exitcodes import ExitCode
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from regsync.pull import PullReport
+    from regsync.jobs.pull import PullReport
 
 # The commands import what they run inside their bodies, on purpose: every invocation (`--help`,
 # `version`, `config check`) loads this module and should not pay for the API clients, the
@@ -135,7 +135,7 @@ def _print_pull(report: PullReport) -> None:
 
 def _streams(stream: list[str] | None) -> tuple[str, ...]:
     """The --stream values, checked before anything is opened (a typo is a usage error, exit 2)."""
-    from regsync.pull import STREAM_ORDER
+    from regsync.jobs.pull import STREAM_ORDER
 
     unknown = [name for name in stream or () if name not in STREAM_ORDER]
     if unknown:
@@ -151,7 +151,7 @@ WAIT = typer.Option("--wait", help="If another run holds the lock, wait for it (
 
 def _run_pull_command(job: str, *, wait: bool = False, **kwargs: Any) -> None:
     from regsync.extract.progress import progress_reporter
-    from regsync.pull import run_pull
+    from regsync.jobs.pull import run_pull
 
     settings = settings_or_exit()
     stop = stop_flag()
@@ -262,7 +262,7 @@ def reconcile(
 
 def _print_freshness(freshness: object) -> None:
     """Data as of when; a red warning when a pull failed or the data is older than max_data_age_s."""
-    from regsync.freshness import Freshness
+    from regsync.warehouse.freshness import Freshness
 
     if not isinstance(freshness, Freshness):
         return
@@ -362,7 +362,7 @@ FORMAT = typer.Option("--format", help="table (for people) | json (one JSON docu
 
 
 def _output_format(value: str) -> str:
-    from regsync.machine import FORMATS
+    from regsync.cli.machine import FORMATS
 
     if value not in FORMATS:
         console.print(f"[red]--format must be one of {', '.join(FORMATS)}, not {value!r}[/]", highlight=False)
@@ -403,7 +403,7 @@ def plan(
         engine.dispose()
     verdicts = predict_breaker(policy_of(settings), found)
     if fmt == "json":
-        from regsync.machine import dumps, plan_document
+        from regsync.cli.machine import dumps, plan_document
 
         sys.stdout.write(dumps(plan_document(found, verdicts, explained=explain)))
         return
@@ -467,7 +467,7 @@ def actions(
     finally:
         engine.dispose()
     if fmt == "json":
-        from regsync.machine import actions_document, dumps
+        from regsync.cli.machine import actions_document, dumps
 
         sys.stdout.write(dumps(actions_document(rows)))
         return
@@ -506,7 +506,7 @@ def status(fmt: Annotated[str, FORMAT] = "table") -> None:
 
 def _status_freshness(settings: Settings) -> None:
     """Data as of when, per system; the warning a report would carry if reconcile ran now."""
-    from regsync.freshness import load_freshness
+    from regsync.warehouse.freshness import load_freshness
     from regsync.warehouse.locks import open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)
@@ -523,7 +523,7 @@ def _status_freshness(settings: Settings) -> None:
 
 
 def _status_json(settings: Settings) -> None:
-    from regsync.machine import dumps, status_document
+    from regsync.cli.machine import dumps, status_document
     from regsync.warehouse.locks import open_warehouse_locked
 
     engine = open_warehouse_locked(settings.warehouse.url)

@@ -60,8 +60,8 @@ def _job_settings_or_exit(settings: Settings, jobs_file: Path | None) -> JobSett
 
 
 def _write_metrics(settings: Settings, result: JobResult, metrics_file: Path | None) -> None:
-    """--metrics-file, else [metrics] file: the run's figures for node_exporter (regsync.metrics)."""
-    from regsync.metrics import emit  # start-up time (see above)
+    """--metrics-file, else [metrics] file: the run's figures for node_exporter (regsync.jobs.metrics)."""
+    from regsync.jobs.metrics import emit  # start-up time (see above)
 
     if metrics_file is not None and not metrics_file.name.endswith(".prom"):
         cli.console.print(

@@ -28,8 +28,8 @@ from regsync.config import Settings
 from regsync.errors import ConfigError, RegsyncError
 from regsync.exitcodes import ExitCode
 from regsync.extract.context import Progress
+from regsync.jobs.pull import run_pull
 from regsync.logs import CONTEXT
-from regsync.pull import run_pull
 from regsync.settings.jobs import JOB_NAMES, JobSettings
 from regsync.warehouse.engine import explain_warehouse_error
 from regsync.warehouse.locks import LOCK_NAME, LockHeld, hold, never, open_warehouse_locked
@@ -381,7 +381,7 @@ def _merge_calls(results: list[JobResult]) -> dict[str, Any]:
 
 
 def _on_data(result: JobResult) -> str:
-    """' on fresh data' / ' on STALE data' after a reconcile step (regsync.freshness)."""
+    """' on fresh data' / ' on STALE data' after a reconcile step (regsync.warehouse.freshness)."""
     fresh = result.counts.get("data_fresh")
     if fresh is None:
         return ""

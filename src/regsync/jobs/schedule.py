@@ -35,8 +35,8 @@ from sqlalchemy import Engine
 
 from regsync.config import Settings
 from regsync.exitcodes import ExitCode
+from regsync.jobs.metrics import emit
 from regsync.jobs.registry import run_job
-from regsync.metrics import emit
 from regsync.settings.jobs import JobSettings, cron_fields
 from regsync.warehouse.engine import make_engine
 from regsync.warehouse.locks import open_warehouse_locked

@@ -19,7 +19,6 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import Connection, case, select
 
 from regsync.config import write_private_file
-from regsync.freshness import Freshness, age_text
 from regsync.reconcile.report import (
     ReportRow,
     Tally,
@@ -32,6 +31,7 @@ from regsync.reconcile.report import (
     summary_frame,
 )
 from regsync.reconcile.rules import CODES, ReconcileSettings
+from regsync.warehouse.freshness import Freshness, age_text
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 
 # Okabe & Ito (2008), grey, and four from ColorBrewer's Paired set: one colour per reason code, in

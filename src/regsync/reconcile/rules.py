@@ -80,8 +80,9 @@ def sort_key(code: str, registration_id: Any, booking_code: Any, booking_session
 
 
 @dataclass(frozen=True)
-class Scope:
-    """What every rule query is evaluated against: the settings and a fixed "now"."""
+class RuleContext:
+    """What every mismatch rule's query is built against: the [reconcile] settings and a fixed "now"
+    (the write-back planner's equivalent is actions.candidates.PlanContext)."""
 
     settings: ReconcileSettings
     now: datetime
@@ -115,9 +116,9 @@ def _shape(sf_raw: Any, cf_raw: Any, ids: tuple[Any, Any, Any] | None = None) ->
     ]
 
 
-def _live(scope: Scope) -> tuple[ColumnElement[bool], ...]:
+def _live(ctx: RuleContext) -> tuple[ColumnElement[bool], ...]:
     """A registration a rule may look at: not deleted, out of flight."""
-    return (r.c.is_deleted.is_(False), r.c.created_at < scope.settled)
+    return (r.c.is_deleted.is_(False), r.c.created_at < ctx.settled)
 
 
 def _readable(*parts: str) -> ColumnElement[bool]:
@@ -126,7 +127,7 @@ def _readable(*parts: str) -> ColumnElement[bool]:
     return or_(unread.is_(None), and_(*(~unread.contains(f",{part},", autoescape=True) for part in parts)))
 
 
-def _with_booking(scope: Scope, sf_raw: Any, cf_raw: Any, *outer: tuple[Any, Any]) -> Select[Any]:
+def _with_booking(ctx: RuleContext, sf_raw: Any, cf_raw: Any, *outer: tuple[Any, Any]) -> Select[Any]:
     """Live registrations joined to their booking (plus `outer` outer joins).
 
     Registration-level codes look at the registration's age only: a booking in flight still counts
@@ -135,30 +136,30 @@ def _with_booking(scope: Scope, sf_raw: Any, cf_raw: Any, *outer: tuple[Any, Any
     source = r.join(b, b.c.code == r.c.booking_code)
     for target, onclause in outer:
         source = source.outerjoin(target, onclause)
-    return select(*_shape(sf_raw, cf_raw)).select_from(source).where(*_live(scope), _readable(BOOKING_CODE))
+    return select(*_shape(sf_raw, cf_raw)).select_from(source).where(*_live(ctx), _readable(BOOKING_CODE))
 
 
-def _confirmed(scope: Scope) -> ColumnElement[bool]:
-    return b.c.status_id.in_(scope.settings.confirmed_statuses)
+def _confirmed(ctx: RuleContext) -> ColumnElement[bool]:
+    return b.c.status_id.in_(ctx.settings.confirmed_statuses)
 
 
-def _session_item(scope: Scope, session_id: Any, item_id: Any) -> Any:
+def _session_item(ctx: RuleContext, session_id: Any, item_id: Any) -> Any:
     """The Checkfront item a Salesforce Session maps to: the config mapping first, then the field."""
-    mapping = scope.settings.session_item_mapping
+    mapping = ctx.settings.session_item_mapping
     return case(mapping, value=session_id, else_=item_id) if mapping else item_id
 
 
-def _is_mapped(scope: Scope, item_id: Any) -> ColumnElement[bool]:
+def _is_mapped(ctx: RuleContext, item_id: Any) -> ColumnElement[bool]:
     """The item is one some Salesforce Session maps to (package add-ons are not)."""
-    item = _session_item(scope, sfs.c.id, sfs.c.checkfront_item_id)
+    item = _session_item(ctx, sfs.c.id, sfs.c.checkfront_item_id)
     from_sessions = item_id.in_(select(item).where(sfs.c.is_deleted.is_(False), item.is_not(None)))
-    extra = sorted(set(scope.settings.session_item_mapping.values()))
+    extra = sorted(set(ctx.settings.session_item_mapping.values()))
     return or_(from_sessions, item_id.in_(extra)) if extra else from_sessions
 
 
-def _wanted_items(scope: Scope) -> Select[Any]:
+def _wanted_items(ctx: RuleContext) -> Select[Any]:
     """(registration, item, 1, 0) for every item mapped from an attendee's session id."""
-    item = _session_item(scope, ras.c.session_id, sfs.c.checkfront_item_id)
+    item = _session_item(ctx, ras.c.session_id, sfs.c.checkfront_item_id)
     session = and_(sfs.c.id == ras.c.session_id, sfs.c.is_deleted.is_(False))
     return (
         select(ras.c.registration_id, item.label("item_id"), *_sides(1, 0))
@@ -167,12 +168,12 @@ def _wanted_items(scope: Scope) -> Select[Any]:
     )
 
 
-def _booked_items(scope: Scope) -> Select[Any]:
+def _booked_items(ctx: RuleContext) -> Select[Any]:
     """(registration, item, 0, 1) for every mapped item the registration's booking has a line for."""
     return (
         select(r.c.id, line.c.item_id, *_sides(0, 1))
         .select_from(r.join(b, b.c.code == r.c.booking_code).join(line, line.c.booking_id == b.c.booking_id))
-        .where(line.c.qty > 0, _is_mapped(scope, line.c.item_id))
+        .where(line.c.qty > 0, _is_mapped(ctx, line.c.item_id))
     )
 
 
@@ -180,9 +181,9 @@ def _sides(in_sf: int, in_cf: int) -> tuple[Any, Any]:
     return literal_column(str(in_sf)).label("in_sf"), literal_column(str(in_cf)).label("in_cf")
 
 
-def _item_sets(scope: Scope) -> Any:
+def _item_sets(ctx: RuleContext) -> Any:
     """Per registration: both item sets as "a,b" texts and how many items are on one side only."""
-    tagged = union_all(_wanted_items(scope), _booked_items(scope)).subquery("tagged")
+    tagged = union_all(_wanted_items(ctx), _booked_items(ctx)).subquery("tagged")
     pairs = (
         select(
             tagged.c.registration_id,
@@ -212,13 +213,13 @@ def _cents(column: Any) -> Any:
 # -- one query per reason code --------------------------------------------------------------------
 
 
-def _gone_without_booking(scope: Scope, status: str) -> Select[Any]:
+def _gone_without_booking(ctx: RuleContext, status: str) -> Select[Any]:
     """Registrations of `status` with no booking whose booking session Checkfront no longer knows."""
     return (
         select(*_shape(r.c.status, bs.c.state))
         .select_from(r.join(bs, bs.c.id == r.c.booking_session_id))
         .where(
-            *_live(scope),
+            *_live(ctx),
             _readable(BOOKING_CODE, BOOKING_SESSION),
             r.c.status == status,
             bs.c.state == "missing",
@@ -227,84 +228,84 @@ def _gone_without_booking(scope: Scope, status: str) -> Select[Any]:
     )
 
 
-def _booking_session_missing(scope: Scope) -> Select[Any]:
-    return _gone_without_booking(scope, words.DRAFT)
+def _booking_session_missing(ctx: RuleContext) -> Select[Any]:
+    return _gone_without_booking(ctx, words.DRAFT)
 
 
-def _booking_code_missing(scope: Scope) -> Select[Any]:
+def _booking_code_missing(ctx: RuleContext) -> Select[Any]:
     # A To Process registration was submitted: its cart is most likely gone because it was booked
     # (Checkfront ends a cart when a booking is made from it and API 3.0 does not say which).
-    return _gone_without_booking(scope, words.TO_PROCESS).where(r.c.booking_code.is_(None))
+    return _gone_without_booking(ctx, words.TO_PROCESS).where(r.c.booking_code.is_(None))
 
 
-def _booking_not_found(scope: Scope) -> Select[Any]:
+def _booking_not_found(ctx: RuleContext) -> Select[Any]:
     return select(*_shape(r.c.status, null())).where(
-        *_live(scope),
+        *_live(ctx),
         _readable(BOOKING_CODE),
         r.c.booking_code.is_not(None),
         ~exists().where(b.c.code == r.c.booking_code),
     )
 
 
-def _duplicate_booking_code(scope: Scope) -> Select[Any]:
+def _duplicate_booking_code(ctx: RuleContext) -> Select[Any]:
     sharing = func.count().over(partition_by=r.c.booking_code)
     shared = (
         select(r.c.id, r.c.booking_session_id, r.c.booking_code, sharing.label("sharing"))
-        .where(*_live(scope), r.c.booking_code.is_not(None))
+        .where(*_live(ctx), r.c.booking_code.is_not(None))
         .subquery("shared_code")
     )
     ids = (shared.c.id, shared.c.booking_session_id, shared.c.booking_code)
     return select(*_shape(shared.c.sharing, shared.c.booking_code, ids=ids)).where(shared.c.sharing > 1)
 
 
-def _partly_read(scope: Scope) -> Select[Any]:
+def _partly_read(ctx: RuleContext) -> Select[Any]:
     return select(*_shape(r.c.unreadable_parts, r.c.unreadable)).where(
-        *_live(scope), r.c.unreadable_parts.is_not(None)
+        *_live(ctx), r.c.unreadable_parts.is_not(None)
     )
 
 
-def _booking_without_registration(scope: Scope) -> Select[Any]:
+def _booking_without_registration(ctx: RuleContext) -> Select[Any]:
     carried = exists().where(r.c.booking_code == b.c.code, r.c.is_deleted.is_(False))
     return select(*_shape(null(), b.c.status_id, ids=(null(), null(), b.c.code))).where(
-        b.c.created_at < scope.settled,
+        b.c.created_at < ctx.settled,
         b.c.status_id.not_in(UNTRACKED_BOOKING_STATUSES),
         ~carried,
     )
 
 
-def _attendee_count(scope: Scope) -> Select[Any]:
+def _attendee_count(ctx: RuleContext) -> Select[Any]:
     # Seats needed is stored on the registration when it is loaded (Σ of its attendees' distinct
     # session ids = its registration_attendee_sessions rows), so no aggregate over them here.
     booked = (
         select(line.c.booking_id, func.sum(line.c.qty).label("seats"))
-        .where(line.c.qty > 0, _is_mapped(scope, line.c.item_id))
+        .where(line.c.qty > 0, _is_mapped(ctx, line.c.item_id))
         .group_by(line.c.booking_id)
         .subquery("booked")
     )
     seats_needed, seats_booked = r.c.seats_needed, func.coalesce(booked.c.seats, 0)
     return _with_booking(
-        scope,
+        ctx,
         seats_needed,
         seats_booked,
         (booked, booked.c.booking_id == b.c.booking_id),
     ).where(b.c.detail_fetched.is_(True), _readable(ATTENDEES), seats_needed != seats_booked)
 
 
-def _attendee_sessions(scope: Scope) -> Select[Any]:
-    sets = _item_sets(scope)
+def _attendee_sessions(ctx: RuleContext) -> Select[Any]:
+    sets = _item_sets(ctx)
     joined = (sets, sets.c.registration_id == r.c.id)
-    return _with_booking(scope, sets.c.sf_items, sets.c.cf_items, joined).where(
+    return _with_booking(ctx, sets.c.sf_items, sets.c.cf_items, joined).where(
         b.c.detail_fetched.is_(True), _readable(ATTENDEES), sets.c.one_sided > 0
     )
 
 
-def _completed_booking_unpaid(scope: Scope) -> Select[Any]:
-    return _with_booking(scope, r.c.status, b.c.status_id).where(
-        r.c.status == words.COMPLETED, ~_confirmed(scope)
+def _completed_booking_unpaid(ctx: RuleContext) -> Select[Any]:
+    return _with_booking(ctx, r.c.status, b.c.status_id).where(
+        r.c.status == words.COMPLETED, ~_confirmed(ctx)
     )
 
 
-def _pending(scope: Scope) -> Select[Any]:
+def _pending(ctx: RuleContext) -> Select[Any]:
     """Pending registrations (docs/rules.md): Draft, fully read, confirmed booking, every attendee
     with a session."""
     attendee_here = ra.c.registration_id == r.c.id
@@ -312,38 +313,38 @@ def _pending(scope: Scope) -> Select[Any]:
         attendee_here,
         ~exists().where(ras.c.registration_id == ra.c.registration_id, ras.c.position == ra.c.position),
     )
-    return _with_booking(scope, r.c.status, b.c.status_id).where(
+    return _with_booking(ctx, r.c.status, b.c.status_id).where(
         r.c.status == words.PENDING_STATUS,
         r.c.unreadable_parts.is_(None),
-        _confirmed(scope),
+        _confirmed(ctx),
         exists().where(attendee_here),
         ~sessionless,
     )
 
 
-def _draft_booking_paid(scope: Scope) -> Select[Any]:
-    return _pending(scope).where(r.c.created_at < scope.ago(scope.settings.overdue_s))
+def _draft_booking_paid(ctx: RuleContext) -> Select[Any]:
+    return _pending(ctx).where(r.c.created_at < ctx.ago(ctx.settings.overdue_s))
 
 
-def _duplicate_registration(scope: Scope) -> Select[Any]:
+def _duplicate_registration(ctx: RuleContext) -> Select[Any]:
     sharing = func.count().over(partition_by=r.c.booking_session_id)
     shared = (
         select(r.c.id, r.c.booking_session_id, r.c.booking_code, sharing.label("sharing"))
-        .where(*_live(scope), _readable(BOOKING_SESSION), r.c.booking_session_id.is_not(None))
+        .where(*_live(ctx), _readable(BOOKING_SESSION), r.c.booking_session_id.is_not(None))
         .subquery("shared")
     )
     ids = (shared.c.id, shared.c.booking_session_id, shared.c.booking_code)
     return select(*_shape(shared.c.sharing, shared.c.booking_session_id, ids=ids)).where(shared.c.sharing > 1)
 
 
-def _amount(scope: Scope) -> Select[Any]:
+def _amount(ctx: RuleContext) -> Select[Any]:
     # Both exact at the cent (the Money columns are exact then): whole cents decide. Either with
     # sub-cent digits: its cents are rounded by at most half a cent, so the cents select every
     # candidate and `_amount_differs` decides on the exact decimals.
     difference = func.abs(_cents(r.c.amount) - _cents(b.c.total))
     sub_cent = or_(r.c.amount_exact.is_not(None), b.c.total_exact.is_not(None))
-    cut = case((sub_cent, scope.tolerance_cents - 1), else_=scope.tolerance_cents)
-    query = _with_booking(scope, r.c.amount, b.c.total).where(
+    cut = case((sub_cent, ctx.tolerance_cents - 1), else_=ctx.tolerance_cents)
+    query = _with_booking(ctx, r.c.amount, b.c.total).where(
         _readable(AMOUNT), r.c.amount.is_not(None), b.c.total.is_not(None), difference > cut
     )
     return query.add_columns(r.c.amount_exact.label("sf_exact"), b.c.total_exact.label("cf_exact"))
@@ -361,16 +362,16 @@ def _amount_differs(row: RowMapping, settings: ReconcileSettings) -> bool:
     return abs(_exact(row, "sf") - _exact(row, "cf")) > settings.amount_tolerance
 
 
-def _stale_draft(scope: Scope) -> Select[Any]:
+def _stale_draft(ctx: RuleContext) -> Select[Any]:
     return (
         select(*_shape(r.c.created_at, b.c.status_id))
         .select_from(r.outerjoin(b, b.c.code == r.c.booking_code))
         .where(
-            *_live(scope),
+            *_live(ctx),
             _readable(BOOKING_CODE),
             r.c.status == words.DRAFT,
-            r.c.created_at < scope.ago(scope.settings.stale_draft_s),
-            or_(b.c.booking_id.is_(None), ~_confirmed(scope)),
+            r.c.created_at < ctx.ago(ctx.settings.stale_draft_s),
+            or_(b.c.booking_id.is_(None), ~_confirmed(ctx)),
         )
     )
 
@@ -398,7 +399,7 @@ class Rule:
     code: str
     severity: Severity
     description: str
-    query: Callable[[Scope], Select[Any]]
+    query: Callable[[RuleContext], Select[Any]]
     explanation: str  # str.format over registration_id, booking_session_id, booking_code, sf, cf
     sf_text: Callable[[Any], str] = _text
     cf_text: Callable[[Any], str] = _text
@@ -520,7 +521,9 @@ RULES: tuple[Rule, ...] = (
         cf_text=lambda why: _text(why)[:300],
     ),
 )
-CODES: tuple[str, ...] = tuple(rule.code for rule in RULES)
+# The codes are the bottom layer's (definitions.REASON_CODES, which the settings check overrides
+# against); RULES declares one rule per code, in that order (tests/reconcile/test_rules.py).
+CODES: tuple[str, ...] = words.REASON_CODES
 RULES_BY_CODE: Mapping[str, Rule] = {rule.code: rule for rule in RULES}
 
 
@@ -549,13 +552,13 @@ def _mismatch(rule: Rule, row: RowMapping, settings: ReconcileSettings) -> Misma
 
 def rule_query(rule: Rule, settings: ReconcileSettings, now: datetime) -> Select[Any]:
     """The SELECT behind one reason code, for `now` (exposed for inspection and EXPLAIN)."""
-    return rule.query(Scope(settings, _aware(now)))
+    return rule.query(RuleContext(settings, _aware(now)))
 
 
 def pending_registrations(settings: ReconcileSettings, now: datetime) -> Select[Any]:
     """Registration ids the reconciliation counts as pending (its bookings must also be out of flight;
     the write-back planner, regsync.actions.candidates, ages only the registration as docs/rules.md says)."""
-    return _pending(Scope(settings, _aware(now))).with_only_columns(r.c.id)
+    return _pending(RuleContext(settings, _aware(now))).with_only_columns(r.c.id)
 
 
 RULE_BATCH = 5_000  # rows fetched at a time (a server-side cursor on PostgreSQL): no whole result is buffered

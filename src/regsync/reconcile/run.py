@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from regsync.freshness import Freshness, load_freshness, stamp
 from regsync.reconcile.html import (
     HTML_ROW_LIMIT,
     iter_severity_rows,
@@ -26,6 +25,7 @@ from regsync.reconcile.html import (
 from regsync.reconcile.report import load_tally, write_csv_reports
 from regsync.reconcile.rules import CODES, Mismatch, ReconcileSettings, evaluate_concurrently
 from regsync.warehouse.batching import batched
+from regsync.warehouse.freshness import Freshness, load_freshness, stamp
 from regsync.warehouse.reconcile_tables import mismatches, reconcile_runs
 from regsync.warehouse.upsert import upsert
 
@@ -162,7 +162,7 @@ def run_reconcile(
     """Evaluate every rule at `now`, record the run and write the reports asked for into out_dir.
 
     One transaction: if a report cannot be written, the run is not recorded either. Every report
-    says how fresh the data was (regsync.freshness); record links use the org's own URL only
+    says how fresh the data was (regsync.warehouse.freshness); record links use the org's own URL only
     (`org_url`: never a login host).
     """
     if fmt not in FORMATS:

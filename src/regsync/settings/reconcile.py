@@ -12,25 +12,6 @@ from regsync.settings.types import BookingStatuses
 
 Severity = Literal["high", "medium", "low"]
 
-# The reason codes of docs/rules.md, in report order. regsync.reconcile.rules declares one rule per
-# code (its CODES must equal this; tests/unit/test_layers.py checks it), so that a severity
-# override naming an unknown code is refused when the config loads, without loading the rules.
-REASON_CODES: tuple[str, ...] = (
-    "BOOKING_SESSION_MISSING",
-    "BOOKING_WITHOUT_REGISTRATION",
-    "ATTENDEE_COUNT_MISMATCH",
-    "ATTENDEE_SESSIONS_MISMATCH",
-    "COMPLETED_BOOKING_UNPAID",
-    "DRAFT_BOOKING_PAID",
-    "DUPLICATE_REGISTRATION",
-    "AMOUNT_MISMATCH",
-    "STALE_DRAFT",
-    "BOOKING_CODE_MISSING",
-    "BOOKING_NOT_FOUND",
-    "DUPLICATE_BOOKING_CODE",
-    "REGISTRATION_PARTLY_READ",
-)
-
 
 class ReconcileSettings(BaseModel):
     """Thresholds of docs/rules.md plus an explicit Session -> Checkfront item mapping."""
@@ -47,13 +28,16 @@ class ReconcileSettings(BaseModel):
     session_item_mapping: dict[str, str] = {}
     # Connections the rules are spread over (regsync.reconcile.rules.evaluate_concurrently).
     query_workers: int = Field(default=2, ge=1, le=8)
-    # Reports warn when a system's last successful pull is older than this (regsync.freshness).
+    # Reports warn when a system's last successful pull is older than this (regsync.warehouse.freshness).
     max_data_age_s: int = Field(default=7200, ge=60)
 
     @field_validator("severity")
     @classmethod
     def _known_codes(cls, value: dict[str, Severity]) -> dict[str, Severity]:
-        unknown = sorted(set(value) - set(REASON_CODES))
+        # The codes of the bottom layer, so an override naming an unknown code is refused when the
+        # config loads, without loading the rules (which declare one rule per code, in that order).
+        known = words.REASON_CODES
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(f"unknown reason code(s) {', '.join(unknown)}; known: {', '.join(REASON_CODES)}")
+            raise ValueError(f"unknown reason code(s) {', '.join(unknown)}; known: {', '.join(known)}")
         return value

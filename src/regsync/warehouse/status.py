@@ -49,7 +49,7 @@ def quarantine_summary(engine: Engine) -> dict[str, int]:
     """Records in quarantine now (not loaded since, retried by every run), by source.
 
     Standing quarantine is shown here and in the reports, not as a failing exit code: a run exits
-    3 only for records it quarantined itself (regsync.pull).
+    3 only for records it quarantined itself (regsync.jobs.pull).
     """
     q = quarantine
     query = (

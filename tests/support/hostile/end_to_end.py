@@ -122,7 +122,7 @@ def _at(payload: Any, path: tuple[Any, ...]) -> Any:
 
 def check_end_to_end(report: HostileReport, *, seed: int, warehouse_url: str | None = None) -> None:
     """Pull a sandbox seeded with hostile records; count each planted record, fail on anything lost."""
-    from regsync.pull import run_pull
+    from regsync.jobs.pull import run_pull
     from regsync.sandbox import Sandbox
     from regsync.warehouse.engine import open_warehouse
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, func, select
 
 from regsync.actions.journal import KINDS, unresolved
-from regsync.freshness import load_freshness
 from regsync.settings.jobs import JOB_NAMES
+from regsync.warehouse.freshness import load_freshness
 from regsync.warehouse.locks import current_holders
 from regsync.warehouse.reconcile_tables import reconcile_runs
 from regsync.warehouse.state import all_states, last_runs

@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from regsync.freshness import PULL_JOBS, load_freshness
-from regsync.settings.reconcile import REASON_CODES
+from regsync import definitions as words
 from regsync.warehouse.engine import make_engine
+from regsync.warehouse.freshness import PULL_JOBS, load_freshness
 from regsync.warehouse.tables import runs
 
 OUTCOMES = ("ok", "partial", "deferred", "failed", "locked")
@@ -188,7 +188,7 @@ def _write_samples(job: str, counts: Mapping[str, Any]) -> list[Sample]:
 def _reconcile_samples(job: str, counts: Mapping[str, Any]) -> list[Sample]:
     samples = [
         Sample("regsync_mismatches", (("code", code), ("job", job)), _int(counts.get(f"code.{code}")) or 0)
-        for code in REASON_CODES
+        for code in words.REASON_CODES
     ]
     for change in ("new", "open", "resolved"):
         number = _int(counts.get(change))
