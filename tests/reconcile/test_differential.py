@@ -44,7 +44,8 @@ from regsync.sandbox.generator import (
     compute_truth,
     populate,
 )
-from regsync.sandbox.store import REGISTRATION, SandboxStore
+from regsync.sandbox.generator.config import ITEM_ID
+from regsync.sandbox.store import REGISTRATION, SESSION, SandboxStore
 from regsync.warehouse.tables import metadata
 
 pytestmark = pytest.mark.sandbox
@@ -187,19 +188,56 @@ def session_id_not_text(store: SandboxStore, rng: random.Random, now: float) -> 
         reg[PAYLOAD] = json.dumps(payload)
 
 
+def _mapped_items(store: SandboxStore) -> list[str]:
+    """The Checkfront items that Salesforce Sessions name (the ones the rules compare)."""
+    items = {
+        str(session.get(ITEM_ID))
+        for session in store.salesforce.tables[SESSION].values()
+        if session.get(ITEM_ID) not in (None, "") and not session.get("IsDeleted")
+    }
+    return sorted(items)
+
+
+def _line_qty(line: dict[str, Any]) -> int:
+    try:
+        return int(line.get("qty") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def line_qty_zero(store: SandboxStore, rng: random.Random, now: float) -> None:
+    """A line of 0 (or fewer) seats: it books nothing (docs/rules.md), either way round.
+
+    Half the time a booked line of a compared item drops to 0 (its session is no longer booked:
+    ATTENDEE_SESSIONS_MISMATCH and a seat short); otherwise a free 0-seat line is added for a
+    compared item the booking does not book (it must not count as booking that session).
+    """
     pair = _pick(rng, _with_booking(store))
-    if pair:
-        _, booking = pair
-        lines = booking.get("lines") or []
-        line = _pick(rng, [line for line in lines if isinstance(line, dict)])
-        if line is not None:
-            qty = rng.choice([0, -1])  # 0 or less books nothing (docs/rules.md)
-            copy = {**line, "qty": qty, "line_id": max(int(x.get("line_id", 0) or 0) for x in lines) + 1}
-            if rng.random() < 0.5:
-                line["qty"] = qty  # an existing line dropped to 0
-            else:
-                lines.append(copy)  # a free line of 0 seats added
+    if not pair:
+        return
+    _, booking = pair
+    lines = [line for line in booking.get("lines") or [] if isinstance(line, dict)]
+    if not lines:
+        return
+    mapped = _mapped_items(store)
+    qty = rng.choice([0, -1])
+    if rng.random() < 0.5:
+        compared = [line for line in lines if str(line.get("item_id")) in mapped and _line_qty(line) > 0]
+        line = _pick(rng, compared or lines)
+        line["qty"] = qty  # an existing line dropped to 0
+    else:
+        booked = {str(line.get("item_id")) for line in lines if _line_qty(line) > 0}
+        template = _pick(rng, lines)
+        item = _pick(rng, [i for i in mapped if i not in booked]) or template.get("item_id")
+        line_id = max(int(x.get("line_id", 0) or 0) for x in lines) + 1
+        booking["lines"].append(
+            {
+                **template,
+                "item_id": int(item) if str(item).isdigit() else item,
+                "qty": qty,
+                "line_id": line_id,
+            }
+        )
 
 
 def code_case_and_blanks(store: SandboxStore, rng: random.Random, now: float) -> None:
