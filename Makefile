@@ -13,6 +13,8 @@ COMPILE = $(UV) pip compile pyproject.toml --universal --python-version 3.11 --g
 # Hypothesis (tests/conftest.py): `make test` draws the same examples every run, with no example
 # database (the `ci` profile); plain pytest explores at random (`dev`).
 HYPOTHESIS_PROFILE ?= ci
+# pytest-xdist: the suite on every core (each test has its own warehouse, sandbox and files).
+PYTEST_WORKERS ?= auto
 
 .PHONY: demo test lint lock cassettes bench-sandbox clean
 
@@ -29,7 +31,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
