@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 
 from regsync.clients.checkfront import BookingSessionRead
 from regsync.config import Settings
-from regsync.extract.checkfront_streams import (
+from regsync.sandbox import DEMO, Sandbox
+from regsync.streams.checkfront import (
     bookings_needing_lines,
     keyset_pages,
     load_booking_details,
@@ -25,8 +26,7 @@ from regsync.extract.checkfront_streams import (
     load_booking_session_reads,
     registration_sessions_to_read,
 )
-from regsync.extract.salesforce_streams import REGISTRATIONS, SESSIONS
-from regsync.sandbox import DEMO, Sandbox
+from regsync.streams.salesforce import REGISTRATIONS, SESSIONS
 
 PAGE = 2000
 AUTH = {

@@ -86,7 +86,7 @@ def last_run(url: str) -> dict[str, Any]:
 def long_text_fields_selected(config: Path) -> int:
     """How many long text area fields regsync's bulk registration query selects."""
     from regsync.config import load_settings
-    from regsync.extract.salesforce_streams import REGISTRATIONS
+    from regsync.streams.salesforce import REGISTRATIONS
 
     settings = load_settings(config)
     fields = settings.salesforce.registration_fields

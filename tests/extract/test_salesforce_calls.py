@@ -16,10 +16,10 @@ from sqlalchemy import Engine, select
 
 from regsync.clients.factory import make_clients
 from regsync.clients.usage import ApiUsage
-from regsync.extract.salesforce_streams import ErrorMessages
 from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import REGISTRATION
+from regsync.streams.salesforce import ErrorMessages
 from regsync.warehouse.engine import make_engine, migrate
 from regsync.warehouse.tables import registrations
 

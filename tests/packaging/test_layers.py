@@ -1,9 +1,9 @@
 """The layering contract (import-linter, `[tool.importlinter]` in pyproject.toml), one test per contract.
 
 Imports point one way (issue #17): the `imports-down` contract holds the graph as it is (settings at
-the bottom, CLI on top, the sandbox beside the stages) and is enforced. The data flow read
-literally as layers (`layers`: extract below normalize and the warehouse) does not hold yet: its
-strict xfail names what breaks it and turns into a failure the day it holds.
+the bottom, CLI on top, the sandbox beside the stages) and is enforced; so is the data flow read
+literally as layers (`layers`: clients -> extract -> normalize -> warehouse -> streams -> actions /
+reconcile -> jobs -> cli, each stage importing only the ones before it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import grimp
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -44,10 +43,6 @@ def test_packages_import_down() -> None:
     assert "1 kept, 0 broken" in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #17: extract's stream modules import normalize and the warehouse (they write what they read)",
-)
 def test_packages_import_down_the_data_flow() -> None:
     done = _lint("layers")
     assert done.returncode == 0, done.stdout[-6000:]

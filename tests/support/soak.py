@@ -117,8 +117,8 @@ REGISTRATION_STATUSES = ("Draft", "To Process", "Completed", "Failed")
 CAUSES = {
     "quarantine_not_retried": (
         "a record quarantined once is never read again when its source is fine: the stream's "
-        "watermark moves past it (extract/incremental.py pull_soql_stream for registrations and "
-        "Sessions; extract/checkfront_streams.py pull_bookings for the booking index and, since "
+        "watermark moves past it (streams/incremental.py pull_soql_stream for registrations and "
+        "Sessions; streams/checkfront.py pull_bookings for the booking index and, since "
         "e967249, pull_booking_sessions, whose pass watermark moves on when reads were only "
         "quarantined); what only it names (its cart, its booking's lines, its write-back) is lost too"
     ),

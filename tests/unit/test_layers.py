@@ -31,9 +31,10 @@ RANKS: dict[str, int] = {
     "regsync.config": 2,  # the loader and the root Settings
     "regsync.clients": 3,  # HTTP: Salesforce, Checkfront, the retry policy
     "regsync.sandbox": 3,  # beside the clients: the emulators know config and errors only
+    "regsync.extract": 4,  # reading the sources: SOQL, the pull's context, progress
     "regsync.normalize": 4,  # raw payload -> typed rows
     "regsync.warehouse": 4,  # tables, migrations, upserts, state, the run lock, status, freshness
-    "regsync.extract": 5,  # streams: clients -> normalize -> warehouse
+    "regsync.streams": 5,  # each stream: extract -> normalize -> warehouse, its state
     "regsync.actions": 6,  # write-backs
     "regsync.reconcile": 6,  # mismatch rules and reports
     "regsync.jobs": 7,  # the pull, what runs when under the lock, the metrics file

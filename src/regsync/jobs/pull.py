@@ -17,14 +17,14 @@ from regsync.clients.factory import make_clients
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
 from regsync.errors import ApiError, ConfigError, QuotaExhaustedError, RegsyncError
-from regsync.extract.checkfront_streams import (
+from regsync.extract.context import Progress, PullContext, StreamResult
+from regsync.streams.checkfront import (
     pull_booking_lines,
     pull_booking_sessions,
     pull_bookings,
 )
-from regsync.extract.context import Progress, PullContext, StreamResult
-from regsync.extract.incremental import pull_soql_stream
-from regsync.extract.salesforce_streams import SOQL_STREAMS
+from regsync.streams.incremental import pull_soql_stream
+from regsync.streams.salesforce import SOQL_STREAMS
 from regsync.warehouse.engine import bulk_write_cache, open_warehouse
 from regsync.warehouse.state import finish_run, start_run
 from regsync.warehouse.tables import quarantine

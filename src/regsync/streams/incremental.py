@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from regsync.errors import QueryLocatorError, QueryTimeoutError, RecordRejected
 from regsync.extract import soql
 from regsync.extract.context import PullContext, StreamResult
-from regsync.extract.salesforce_streams import SoqlStream
 from regsync.normalize.coerce import sf_datetime
+from regsync.streams.salesforce import SoqlStream
 from regsync.warehouse.archive import open_quarantined, resolve_quarantined
 from regsync.warehouse.state import read_state, write_state
 
