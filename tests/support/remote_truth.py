@@ -38,8 +38,6 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from regsync.sandbox.checkfront.lines import _counts, _iter_lines, _line_qty
-from regsync.sandbox.checkfront.values import _int, _money, _seconds
 from regsync.sandbox.store import REGISTRATION, SESSION, SandboxStore
 from regsync.warehouse.tables import (
     booking_lines,
@@ -203,8 +201,82 @@ def _payload(record: Mapping[str, Any]) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
+# -- the store's raw values, read here and nowhere else ------------------------------------------
+# The judge's own readings of the store shapes (src/regsync/sandbox/checkfront/__init__.py's header
+# comment; Checkfront's docs for what the API shows). It imports none of the emulator's helpers:
+# a bug there must show as a difference, not cancel out.
+
+_CENTS = Decimal("0.01")
+
+
+def _as_int(value: Any, default: int = 0) -> int:
+    """An integer the store holds as int or numeric text; `default` for anything else."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return default
+
+
+def _as_seconds(value: Any) -> float:
+    """Epoch seconds of a stored time (number or numeric text); 0 when absent or unreadable."""
+    if isinstance(value, bool) or value is None:
+        return 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _money_of(value: Any) -> Decimal:
-    return Decimal(_money(value))
+    """Money as the API shows it: two decimals (Checkfront renders "130.00"); 0 when unreadable."""
+    if value is None or value == "" or isinstance(value, bool):
+        return Decimal(0).quantize(_CENTS)
+    try:
+        return Decimal(str(value)).quantize(_CENTS)
+    except ArithmeticError:
+        return Decimal(0).quantize(_CENTS)
+
+
+def _lines_of(lines: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(line id, line) of a cart's lines (a dict by line id) or a booking's (a list, `line_id` in each)."""
+    if isinstance(lines, dict):
+        return [(str(key), line) for key, line in lines.items() if isinstance(line, dict)]
+    if isinstance(lines, list):
+        return [
+            (str(line.get("line_id", index)), line)
+            for index, line in enumerate(lines, start=1)
+            if isinstance(line, dict)
+        ]
+    return []
+
+
+def _seats(line: Mapping[str, Any]) -> int:
+    """A line's quantity: `qty`, else the sum of its parameters (adults=2, children=1), else one."""
+    if line.get("qty") not in (None, ""):
+        return _as_int(line.get("qty"))
+    params = line.get("param")
+    if isinstance(params, dict) and params:
+        return sum(_as_int(n) for n in params.values())
+    return 1
+
+
+def _in_the_order(line_id: str, line: Mapping[str, Any]) -> bool:
+    """A booked line the booking shows: a main line, or a package add-on not explicitly opted out."""
+    if not (line.get("package") or "." in line_id):
+        return True
+    opt = line.get("opt")
+    if isinstance(opt, str) and opt:
+        return opt.lower() == "in"
+    chosen = line.get("optin")
+    if chosen is None:
+        return True  # booked: in unless it says otherwise
+    if isinstance(chosen, str):
+        return chosen.lower() in ("in", "i", "optin", "1", "true")
+    return bool(chosen)
 
 
 def _cart_alive(store: SandboxStore, session_id: str, now: float) -> bool:
@@ -212,7 +284,7 @@ def _cart_alive(store: SandboxStore, session_id: str, now: float) -> bool:
     cart = store.checkfront.booking_sessions.get(session_id)
     if cart is None or cart.get("ended") is not None or cart.get("booking_code"):
         return False
-    changed = _seconds(cart.get("modified")) or _seconds(cart.get("created"))
+    changed = _as_seconds(cart.get("modified")) or _as_seconds(cart.get("created"))
     return now - changed <= store.checkfront.session_ttl_s
 
 
@@ -220,8 +292,8 @@ def _cart_lines(store: SandboxStore, session_id: str) -> tuple[tuple[str, str, i
     cart = store.checkfront.booking_sessions[session_id]
     return tuple(
         sorted(
-            (line_id, str(_int(line.get("item_id"))), _line_qty(line))
-            for line_id, line in _iter_lines(cart["lines"])
+            (line_id, str(_as_int(line.get("item_id"))), _seats(line))
+            for line_id, line in _lines_of(cart["lines"])
         )
     )
 
@@ -230,12 +302,12 @@ def _booked_lines(booking: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
     """line id -> (item id, qty) of the lines GET /booking/{id} shows (numbered as the emulator does)."""
     lines: dict[str, tuple[str, int]] = {}
     position = 0
-    for line_id, line in _iter_lines(booking.get("lines")):
-        if not _counts(line_id, line, booked=True):
+    for line_id, line in _lines_of(booking.get("lines")):
+        if not _in_the_order(line_id, line):
             continue
         position += 1
-        number = _int(line.get("line_id"), position) if "line_id" in line else position
-        lines[str(number)] = (str(_int(line.get("item_id"))), _line_qty(line))
+        number = _as_int(line.get("line_id"), position) if "line_id" in line else position
+        lines[str(number)] = (str(_as_int(line.get("item_id"))), _seats(line))
     return lines
 
 
@@ -378,7 +450,7 @@ def _bookings(engine: Engine, store: SandboxStore, result: Comparison, must_hold
     in_window = {
         booking_id
         for booking_id, booking in stored.items()
-        if _seconds(booking.get("last_modified")) > must_hold_after
+        if _as_seconds(booking.get("last_modified")) > must_hold_after
     }
     k = bookings.c
     with engine.connect() as connection:

@@ -219,6 +219,24 @@ def test_the_generator_truth_is_an_independent_reading_of_the_rules() -> None:
     assert sorted(direct & generation) == []
 
 
+RELIABILITY_JUDGE = Path(__file__).resolve().parents[1] / "support" / "remote_truth.py"
+
+
+def test_the_reliability_judge_shares_nothing_with_the_emulator() -> None:
+    """tests/support/remote_truth.py judges the warehouse against the sandbox's raw store: it may
+    read the store (regsync.sandbox.store: the records and their shape constants) but must not
+    call the emulator's readers (`_line_qty`, `_counts`, `_money`...), or a bug there would cancel out."""
+    tree = ast.parse(RELIABILITY_JUDGE.read_text(encoding="utf-8"))
+    sandbox_imports = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("regsync.sandbox"):
+            sandbox_imports += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            sandbox_imports += [(a.name, "*") for a in node.names if a.name.startswith("regsync.sandbox")]
+    assert sandbox_imports, "the judge reads the sandbox's store"
+    assert [(m, n) for m, n in sandbox_imports if m != "regsync.sandbox.store" or n.startswith("_")] == []
+
+
 # What `import regsync.normalize.salesforce` may load: the settings section it reads, the JSON
 # helper, the domain's words, the error tree (12 modules). Before the settings moved to the bottom it loaded 20 (config
 # pulled in the reconcile rules, the warehouse tables, metrics and freshness).
