@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -133,7 +135,7 @@ def run_pull(
         if now is not None:
             ctx.now = now
         report.outcome, report.message = "ok", None
-        with bulk_write_cache():
+        with bulk_write_cache(), _heap_frozen():
             _pull_streams(ctx, report, streams, since, until)
         _judge_quarantine(engine, report, quarantined_before)
     except ConfigError as exc:  # closed as failed, raised on: the command exits CONFIG (78)
@@ -165,6 +167,22 @@ def run_pull(
             message=report.message,
         )
     return report
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """The heap as it stands (modules, the schema, the clients) out of the collector's reach while streams run.
+
+    A first sync parses tens of thousands of answers; each full collection they set off would walk
+    every object of the process again (0.15 s of CPU in a first sync of 3,000 registrations, a tenth
+    of what it spends over bare HTTP calls). Unfrozen at the end: a long-lived scheduler collects
+    that heap as before.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 # What each stream needs committed before it starts; the others run at the same time.
