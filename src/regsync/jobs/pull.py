@@ -188,7 +188,9 @@ def _heap_frozen() -> Iterator[None]:
 # What each stream needs committed before it starts; the others run at the same time.
 NEEDS: dict[str, tuple[str, ...]] = {
     "sessions": (),
-    "registrations": ("sessions",),  # one Salesforce stream after the other
+    # One Salesforce stream after the other: the quota governor reads the org's usage from each
+    # answer, so two queries in flight at once could both pass its check and overrun the share.
+    "registrations": ("sessions",),
     "booking_sessions": ("registrations",),  # the carts registrations name
     "bookings": (),  # the booking index needs nothing from Salesforce
     "booking_lines": ("registrations", "bookings"),  # lines of the bookings registrations name
