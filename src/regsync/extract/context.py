@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,39 @@ def _utcnow() -> datetime:
 
 
 Progress = Callable[[str, int, int | None], None]  # (stream, rows done in this step, total or None)
+
+
+class Upstream:
+    """What a stream that follows another sees of it while both run: its commits, and its end.
+
+    The follower reads what the upstream stream has committed so far, waits for more, and reads
+    once more after the end: its work starts with the upstream's first page, not after its last.
+    Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._commits = 0
+        self._ended = False
+        self.succeeded = False
+
+    def committed(self) -> None:
+        """The upstream stream committed another page."""
+        with self._changed:
+            self._commits += 1
+            self._changed.notify_all()
+
+    def end(self, *, succeeded: bool) -> None:
+        """The upstream stream ended (`succeeded`: finished, neither failed nor stopped)."""
+        with self._changed:
+            self._ended, self.succeeded = True, succeeded
+            self._changed.notify_all()
+
+    def wait(self, seen: int) -> tuple[int, bool]:
+        """Block until a commit after the `seen`-th, or the end; (commits so far, ended)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._commits > seen or self._ended)
+            return self._commits, self._ended
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import gc
 import logging
 import time
@@ -19,7 +20,7 @@ from regsync.clients.factory import make_clients
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
 from regsync.errors import ApiError, ConfigError, QuotaExhaustedError, RegsyncError
-from regsync.extract.context import Progress, PullContext, StreamResult
+from regsync.extract.context import Progress, PullContext, StreamResult, Upstream
 from regsync.streams.checkfront import (
     pull_booking_lines,
     pull_booking_sessions,
@@ -191,10 +192,12 @@ NEEDS: dict[str, tuple[str, ...]] = {
     # One Salesforce stream after the other: the quota governor reads the org's usage from each
     # answer, so two queries in flight at once could both pass its check and overrun the share.
     "registrations": ("sessions",),
-    "booking_sessions": ("registrations",),  # the carts registrations name
+    "booking_sessions": (),  # follows the registrations page by page (FOLLOWS)
     "bookings": (),  # the booking index needs nothing from Salesforce
     "booking_lines": ("registrations", "bookings"),  # lines of the bookings registrations name
 }
+# A stream that starts with its upstream and reads what it has committed so far, round after round.
+FOLLOWS: dict[str, str] = {"booking_sessions": "registrations"}
 
 
 def _pull_streams(
@@ -207,20 +210,33 @@ def _pull_streams(
     """Pull the streams, each as soon as the streams it needs are done; results in STREAM_ORDER.
 
     Streams that do not depend on each other run at the same time (their Checkfront calls share
-    the client's one window of calls in flight), so no stream waits for work it does not need. A
-    stream whose prerequisite failed or was stopped does not start; the first failure (in
-    STREAM_ORDER) is raised once every running stream has ended.
+    the client's one window of calls in flight), so no stream waits for work it does not need; a
+    follower (FOLLOWS) starts with its upstream and reads each page it commits. A stream whose
+    prerequisite failed or was stopped does not start; the first failure (in STREAM_ORDER) is
+    raised once every running stream has ended.
     """
     selected = [s for s in STREAM_ORDER if s in streams]
     futures: dict[str, Future[StreamResult | None]] = {}
+    followed = {up: Upstream() for name, up in FOLLOWS.items() if name in selected and up in selected}
+    ctx = dataclasses.replace(ctx, progress=_signalling(ctx.progress, followed))
 
     def run(name: str) -> StreamResult | None:
         for need in NEEDS[name]:
             if need in futures:
                 done = futures[need].result()  # raises what the prerequisite raised
                 if done is None or done.stopped:
+                    _end(name, None)
                     return None
-        return _pull_one(ctx, name, since, until)
+        result: StreamResult | None = None
+        try:
+            result = _pull_one(ctx, name, since, until, followed.get(FOLLOWS.get(name, "")))
+        finally:
+            _end(name, result)
+        return result
+
+    def _end(name: str, result: StreamResult | None) -> None:
+        if name in followed:
+            followed[name].end(succeeded=result is not None and not result.stopped)
 
     # checkfront.concurrency = 1 asks for one call at a time: the streams then run one after another.
     workers = len(selected) if ctx.settings.checkfront.concurrency > 1 else 1
@@ -245,7 +261,27 @@ def _pull_streams(
             raise error
 
 
-def _pull_one(ctx: PullContext, name: str, since: datetime | None, until: datetime | None) -> StreamResult:
+def _signalling(progress: Progress | None, followed: dict[str, Upstream]) -> Progress | None:
+    """The progress callback, also telling a followed stream's followers of each page it committed."""
+    if not followed:
+        return progress
+
+    def report(stream: str, rows: int, total: int | None) -> None:
+        if stream in followed:
+            followed[stream].committed()
+        if progress is not None:
+            progress(stream, rows, total)
+
+    return report
+
+
+def _pull_one(
+    ctx: PullContext,
+    name: str,
+    since: datetime | None,
+    until: datetime | None,
+    upstream: Upstream | None = None,
+) -> StreamResult:
     """Pull one stream (a backfill when `since` or `until` is given)."""
     backfill = since is not None or until is not None
     started = time.perf_counter()
@@ -257,7 +293,7 @@ def _pull_one(ctx: PullContext, name: str, since: datetime | None, until: dateti
         )
         result = pull_soql_stream(SOQL_STREAMS[name], ctx, since=since, until=until, state_key=key)
     elif name == "booking_sessions":
-        result = pull_booking_sessions(ctx)
+        result = pull_booking_sessions(ctx, upstream)
     elif name == "bookings":
         # Checkfront filters by one bound: a backfill reads everything modified since --since.
         key = f"backfill:bookings:{since and since.isoformat()}" if backfill else None

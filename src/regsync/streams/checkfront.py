@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, Select, and_, or_, select, tuple_, up
 
 from regsync.clients.checkfront import BookingSessionRead, IndexPage
 from regsync.errors import ApiError, RecordRejected
-from regsync.extract.context import PullContext, StreamResult
+from regsync.extract.context import PullContext, StreamResult, Upstream
 from regsync.normalize.checkfront import (
     missing_booking_session,
     normalize_booking_index_entry,
@@ -188,13 +188,19 @@ def load_booking_session_reads(
     reads: list[tuple[str, BookingSessionRead | ApiError]],
     now: datetime,
     run_id: str | None,
+    not_loaded: set[str] | None = None,
 ) -> Counter[str]:
-    """Write one chunk of booking-session reads: alive ones with their lines, the rest missing."""
+    """Write one chunk of booking-session reads: alive ones with their lines, the rest missing.
+
+    `not_loaded` collects the ids whose read failed or was quarantined.
+    """
     counts: Counter[str] = Counter()
     rows, lines, rejected, archived = [], [], [], []
+    failed = not_loaded if not_loaded is not None else set()
     for session_id, read in reads:
         if isinstance(read, ApiError):
             counts["errors"] += 1
+            failed.add(session_id)
             log.warning("booking_sessions: %s could not be read: %s", session_id, read)
             continue
         archived.append((session_id, read.session))
@@ -206,6 +212,7 @@ def load_booking_session_reads(
             )
         except RecordRejected as exc:
             rejected.append((session_id, read.session, str(exc)))
+            failed.add(session_id)
             continue
         rows.append(shaped.booking_session)
         lines += shaped.lines
@@ -219,13 +226,18 @@ def load_booking_session_reads(
     return counts
 
 
-def pull_booking_sessions(ctx: PullContext) -> StreamResult:
+def pull_booking_sessions(ctx: PullContext, upstream: Upstream | None = None) -> StreamResult:
     """Read the booking sessions registrations need; record alive ones with lines, the rest missing.
 
     Three passes: sessions of registrations synced since the last complete pass (the stream's
     watermark), alive sessions due for a refresh, and sessions whose read an earlier run had to
-    quarantine. The watermark moves to this pass's start
-    only when it finished without read errors, so an unread session is looked at again next time.
+    quarantine. With `upstream` (the registrations stream, running at the same time) the first
+    pass reads in rounds: what registrations have committed so far, again after each later
+    commit, and once more after their end. A session read in this pass drops out of the next
+    round by itself (it is no longer unread, nor read before its registration changed); a read
+    that failed is left to the next run. The watermark moves to the start of the last round (every
+    registration synced before it was looked at) only when the registrations finished and no read
+    failed, so an unread session is looked at again next time.
     """
     assert ctx.checkfront is not None, "a Checkfront client is required"
     result = StreamResult("booking_sessions")
@@ -235,27 +247,44 @@ def pull_booking_sessions(ctx: PullContext) -> StreamResult:
         changed_since = read_state(connection, "booking_sessions").watermark
         # Reads of earlier runs that were quarantined: read again until they load.
         quarantined = open_quarantined(connection, SESSIONS_SOURCE)
+    not_loaded: set[str] = set()  # read in an earlier round, failed or quarantined: not again this run
 
     def changed(connection: Connection, after: Any, size: int) -> list[tuple[datetime, str, str]]:
         return registration_sessions_to_read(connection, changed_since, after and after[:2], size)
+
+    def round_keys() -> Iterator[str]:
+        for keys in keyset_pages(ctx.engine, changed):
+            yield from sorted({k[2] for k in keys} - not_loaded)
 
     def due(connection: Connection, after: Any, size: int) -> list[str]:
         return booking_sessions_due(connection, refresh_before, after, size)
 
     def load(connection: Connection, reads: list[tuple[str, Any]]) -> Counter[str]:
-        return load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id)
+        return load_booking_session_reads(connection, reads, ctx.now(), ctx.run_id, not_loaded)
 
-    passes: list[Iterable[str]] = [
-        (key for keys in keyset_pages(ctx.engine, changed) for key in sorted({k[2] for k in keys})),
-        (key for keys in keyset_pages(ctx.engine, due) for key in keys),
+    covered = started  # every registration synced before this was looked at by the first pass
+    seen, ended = 0, upstream is None
+    while True:
+        if not ended:
+            assert upstream is not None
+            seen, ended = upstream.wait(seen)
+            if ended:
+                covered = ctx.now()  # the last round: it sees every registration committed
+        if not read_in_window(ctx, result, ctx.checkfront.get_booking_session, round_keys(), load):
+            return result
+        if ended:
+            break
+    if upstream is not None and not upstream.succeeded:
+        return result  # the registrations failed or stopped: the next run looks again
+    for pass_keys in (  # one after another: a pass must see what the one before wrote
+        (key for page in keyset_pages(ctx.engine, due) for key in page),
         quarantined,
-    ]
-    for keys in passes:  # one after another: a pass must see what the one before wrote
-        if not read_in_window(ctx, result, ctx.checkfront.get_booking_session, keys, load):
+    ):
+        if not read_in_window(ctx, result, ctx.checkfront.get_booking_session, pass_keys, load):
             return result
     if not result.counts["errors"]:
         with ctx.engine.begin() as connection:
-            write_state(connection, "booking_sessions", started)
+            write_state(connection, "booking_sessions", covered)
     return result
 
 
