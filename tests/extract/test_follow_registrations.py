@@ -3,6 +3,7 @@ does not depend on), without reading a cart twice or moving their watermark too 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from regsync.clients.factory import make_clients
 from regsync.clients.usage import ApiUsage
 from regsync.config import Settings
 from regsync.extract.context import PullContext, Upstream
-from regsync.jobs.pull import run_pull
+from regsync.jobs.pull import PullReport, run_pull
 from regsync.sandbox import Sandbox
 from regsync.streams.checkfront import pull_booking_sessions
 from regsync.warehouse.engine import make_engine, migrate
@@ -122,3 +123,25 @@ def test_the_watermark_waits_for_the_registrations_to_finish(engine: Engine, war
         ctx.checkfront.close()
         with engine.connect() as connection:
             assert read_state(connection, "booking_sessions").watermark is not None
+
+
+def test_a_failed_prerequisite_of_the_registrations_still_ends_their_followers(warehouse_url: str) -> None:
+    """The Sessions query fails: the registrations never start, and booking sessions, which follow
+    them, must hear of it and end (not wait for a page that never comes)."""
+    with Sandbox.generated(40, seed=7) as box:
+        box.faults.add(endpoint="salesforce.query", kind="status", status=400, nth=[1])
+        settings = box.settings(warehouse_url)
+        reports: list[PullReport] = []
+        pulling = threading.Thread(
+            target=lambda: reports.append(run_pull(settings, sleep=no_sleep)), daemon=True
+        )
+        pulling.start()
+        pulling.join(timeout=120)
+        assert not pulling.is_alive(), "the pull hangs: a follower waits for registrations that never start"
+    (report,) = reports
+    assert report.outcome == "failed"
+    assert [s.stream for s in report.streams if s.stream == "registrations"] == []
+    engine = make_engine(warehouse_url)
+    with engine.connect() as connection:
+        assert read_state(connection, "booking_sessions").watermark is None
+    engine.dispose()

@@ -221,22 +221,18 @@ def _pull_streams(
     ctx = dataclasses.replace(ctx, progress=_signalling(ctx.progress, followed))
 
     def run(name: str) -> StreamResult | None:
-        for need in NEEDS[name]:
-            if need in futures:
-                done = futures[need].result()  # raises what the prerequisite raised
-                if done is None or done.stopped:
-                    _end(name, None)
-                    return None
         result: StreamResult | None = None
         try:
+            for need in NEEDS[name]:
+                if need in futures:
+                    done = futures[need].result()  # raises what the prerequisite raised
+                    if done is None or done.stopped:
+                        return None
             result = _pull_one(ctx, name, since, until, followed.get(FOLLOWS.get(name, "")))
-        finally:
-            _end(name, result)
-        return result
-
-    def _end(name: str, result: StreamResult | None) -> None:
-        if name in followed:
-            followed[name].end(succeeded=result is not None and not result.stopped)
+            return result
+        finally:  # however it ended (a prerequisite's failure included), its followers are told
+            if name in followed:
+                followed[name].end(succeeded=result is not None and not result.stopped)
 
     # checkfront.concurrency = 1 asks for one call at a time: the streams then run one after another.
     workers = len(selected) if ctx.settings.checkfront.concurrency > 1 else 1
