@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Select, and_, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, or_, select, tuple_, update
 
 from regsync.clients.checkfront import BookingSessionRead, IndexPage
 from regsync.errors import ApiError, RecordRejected
@@ -217,9 +217,9 @@ def load_booking_session_reads(
         rows.append(shaped.booking_session)
         lines += shaped.lines
         counts["alive" if read.found else "missing"] += 1
-    resolve_quarantined(connection, SESSIONS_SOURCE, (r["id"] for r in rows), now)
     upsert(connection, booking_sessions, rows)
     replace_children(connection, booking_session_lines, "booking_session_id", [r["id"] for r in rows], lines)
+    resolve_quarantined(connection, SESSIONS_SOURCE, (r["id"] for r in rows), now)  # after a write
     archive(connection, SESSIONS_SOURCE, archived, now)
     counts["quarantined"] += quarantine_records(connection, SESSIONS_SOURCE, rejected, run_id=run_id, at=now)
     counts["rows"] += len(rows)
@@ -478,6 +478,17 @@ def retry_quarantined_bookings(ctx: PullContext, result: StreamResult, quarantin
         result.counts["quarantine_retried"] += len(chunk)
 
 
+# Statements run for every chunk, built once (a list of ids would make one bind each, every call).
+_CODE_HOLDERS = select(bookings.c.code, bookings.c.booking_id).where(
+    bookings.c.code.in_(bindparam("codes", expanding=True))
+)
+_MARK_FETCHED = (
+    update(bookings)
+    .where(bookings.c.booking_id.in_(bindparam("booking_ids", expanding=True)))
+    .values(detail_fetched=True)
+)
+
+
 def _unique_codes(
     connection: Connection, rows: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
@@ -489,10 +500,8 @@ def _unique_codes(
     holder: dict[str, int] = {}
     codes = sorted({row["code"] for row in rows})
     for start in range(0, len(codes), 500):
-        query = select(bookings.c.code, bookings.c.booking_id).where(
-            bookings.c.code.in_(codes[start : start + 500])
-        )
-        holder.update({code: booking_id for code, booking_id in connection.execute(query)})
+        found = connection.execute(_CODE_HOLDERS, {"codes": codes[start : start + 500]})
+        holder.update({code: booking_id for code, booking_id in found})
     kept, rejected = [], []
     for row in rows:
         owner = holder.setdefault(row["code"], row["booking_id"])
@@ -531,7 +540,6 @@ def load_booking_index_page(
     rejected += [(str(row["booking_id"]), raw[row["booking_id"]], reason) for row, reason in taken]
     # Quarantined under its id, or under its code when the id was the broken part.
     loaded = [key for row in rows for key in (str(row["booking_id"]), row["code"])]
-    resolve_quarantined(connection, BOOKINGS_SOURCE, loaded, now)
     if rows and not modified:
         compared = [c for c in rows[0] if c not in ("detail_fetched", "synced_at")]
         stored = {
@@ -545,6 +553,7 @@ def load_booking_index_page(
             if old is not None and old.detail_fetched and all(getattr(old, c) == row[c] for c in compared):
                 row["detail_fetched"] = True
     upsert(connection, bookings, rows)
+    resolve_quarantined(connection, BOOKINGS_SOURCE, loaded, now)  # after a write
     archive(connection, BOOKINGS_SOURCE, ((record_key(e, "booking_id", "code"), e) for e in entries), now)
     counts["rows"] += len(rows)
     counts["quarantined"] += quarantine_records(connection, BOOKINGS_SOURCE, rejected, run_id=run_id, at=now)
@@ -598,11 +607,7 @@ def load_booking_details(
         lines += booking_rows
     replace_children(connection, booking_lines, "booking_id", fetched, lines)
     for start in range(0, len(fetched), 500):
-        connection.execute(
-            update(bookings)
-            .where(bookings.c.booking_id.in_(fetched[start : start + 500]))
-            .values(detail_fetched=True)
-        )
+        connection.execute(_MARK_FETCHED, {"booking_ids": fetched[start : start + 500]})
     archive(connection, DETAILS_SOURCE, archived, now)
     resolve_quarantined(connection, DETAILS_SOURCE, loaded, now)
     counts["quarantined"] += quarantine_records(connection, DETAILS_SOURCE, rejected, run_id=run_id, at=now)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, literal, select, update
 
 from regsync.warehouse.tables import quarantine, raw_archive
 from regsync.warehouse.upsert import upsert
@@ -144,26 +144,63 @@ def open_quarantined_payloads(connection: Connection, source: str) -> dict[str, 
 
 
 def resolve_quarantined(connection: Connection, source: str, record_ids: Iterable[str], at: datetime) -> int:
-    """Close the open quarantine rows of records that loaded (or are gone at the source)."""
-    return _set_resolved(connection, source, {storable(str(i))[:64] for i in record_ids}, at)
+    """Close the open quarantine rows of records that loaded (or are gone at the source).
+
+    Most chunks load with nothing of their source open: one probe then spares the UPDATE of every
+    id. Call it after the transaction's first write when it can be (see `_none_open`).
+    """
+    ids = {storable(str(i))[:64] for i in record_ids}
+    if not ids or _none_open(connection, source):
+        return 0
+    return _set_resolved(connection, source, ids, at)
+
+
+_OPEN = (
+    select(literal(1))
+    .select_from(quarantine)
+    .where(quarantine.c.source == bindparam("source"), quarantine.c.resolved_at.is_(None))
+    .limit(1)
+)
+
+
+def _none_open(connection: Connection, source: str) -> bool:
+    """True when no quarantine row of `source` is open, and none can open before this commits.
+
+    SQLite: only inside a write transaction (pysqlite begins one at the first write), which holds
+    the write lock, so no other stream can quarantine in between; before that the UPDATE decides.
+    PostgreSQL (read committed): the UPDATE would see just what the probe sees, committed rows,
+    and nothing stops another stream quarantining after either, so skipping it changes nothing.
+    """
+    in_transaction = getattr(connection.connection.driver_connection, "in_transaction", False)
+    if connection.dialect.name == "sqlite" and not in_transaction:
+        return False
+    return connection.execute(_OPEN, {"source": source}).first() is None
 
 
 def _set_resolved(connection: Connection, source: str, ids: set[str], at: datetime | None) -> int:
     """Resolve (`at`) or reopen (None) the quarantine rows of these records; how many changed."""
     ordered = sorted(ids)
-    changed_state = (
-        quarantine.c.resolved_at.is_(None) if at is not None else quarantine.c.resolved_at.is_not(None)
-    )
+    statement = _RESOLVE if at is not None else _REOPEN
     changed = 0
     for start in range(0, len(ordered), 500):
-        statement = (
-            update(quarantine)
-            .where(
-                quarantine.c.source == source,
-                quarantine.c.record_id.in_(ordered[start : start + 500]),
-                changed_state,
-            )
-            .values(resolved_at=at)
-        )
-        changed += connection.execute(statement).rowcount
+        parameters = {"of_source": source, "ids": ordered[start : start + 500], "at": at}
+        changed += connection.execute(statement, parameters).rowcount
     return changed
+
+
+def _set_resolved_statement(resolve: bool) -> Any:
+    """UPDATE of the quarantine rows of some records (ids as one expanding bind), built once."""
+    resolved_at = quarantine.c.resolved_at
+    return (
+        update(quarantine)
+        .where(
+            quarantine.c.source == bindparam("of_source"),
+            quarantine.c.record_id.in_(bindparam("ids", expanding=True)),
+            resolved_at.is_(None) if resolve else resolved_at.is_not(None),
+        )
+        .values(resolved_at=bindparam("at", type_=resolved_at.type))
+    )
+
+
+_RESOLVE = _set_resolved_statement(True)
+_REOPEN = _set_resolved_statement(False)

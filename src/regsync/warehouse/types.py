@@ -11,6 +11,27 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 _CENT = Decimal("0.01")
+# SQLAlchemy's SQLite DATETIME storage format (its default), and the same written positionally.
+_SQLITE_STORAGE = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    """process_bind_param then SQLite DATETIME's own formatting, fused: the same text, one call."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    value = value.astimezone(UTC)
+    return _SQLITE_DATETIME % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -26,6 +47,15 @@ class UtcDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, the naive UTC text in one step (every datetime written or compared passes here)."""
+        if (
+            dialect.name == "sqlite"
+            and getattr(self.impl_instance, "_storage_format", None) == _SQLITE_STORAGE
+        ):
+            return _sqlite_utc_text
+        return super().bind_processor(dialect)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -43,11 +73,22 @@ class Money(TypeDecorator[Decimal]):
     cache_ok = True
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
-        if value is None:
-            return None
-        if not isinstance(value, Decimal):
-            raise TypeError(f"money must be a Decimal, not {type(value).__name__}")
-        return int((value.quantize(_CENT, rounding=ROUND_HALF_EVEN) * 100).to_integral_value())
+        return _cents(value)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """`_cents` itself when the integer column converts nothing more (one call a value, not two)."""
+        if self.impl_instance.bind_processor(dialect) is None:
+            return _cents
+        return super().bind_processor(dialect)
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
         return None if value is None else (Decimal(value) / 100).quantize(_CENT)
+
+
+def _cents(value: Decimal | None) -> int | None:
+    """Money's bind value: a Decimal as integer cents, rounded half-even."""
+    if value is None:
+        return None
+    if not isinstance(value, Decimal):
+        raise TypeError(f"money must be a Decimal, not {type(value).__name__}")
+    return int((value.quantize(_CENT, rounding=ROUND_HALF_EVEN) * 100).to_integral_value())
