@@ -114,6 +114,7 @@ def run_pull(
     unknown = [s for s in streams if s not in STREAM_ORDER]
     if unknown:
         raise RegsyncError(f"unknown stream(s): {', '.join(unknown)} (known: {', '.join(STREAM_ORDER)})")
+    owned = engine is None  # opened here: closed here (a daemon runs many pulls in one process)
     engine = engine or open_warehouse(settings.warehouse.url)
     usage = ApiUsage(settings.quota.max_share)
     run_id = start_run(engine, job)
@@ -159,14 +160,18 @@ def run_pull(
         if checkfront is not None:
             checkfront.close()
         report.api_calls = usage.snapshot()
-        finish_run(
-            engine,
-            run_id,
-            report.outcome,
-            counts=dict(report.totals()),
-            api_calls=report.api_calls,
-            message=report.message,
-        )
+        try:
+            finish_run(
+                engine,
+                run_id,
+                report.outcome,
+                counts=dict(report.totals()),
+                api_calls=report.api_calls,
+                message=report.message,
+            )
+        finally:
+            if owned:
+                engine.dispose()
     return report
 
 
