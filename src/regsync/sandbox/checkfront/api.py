@@ -6,7 +6,6 @@ from regsync.sandbox.checkfront.bookings import BookingRoutes
 from regsync.sandbox.checkfront.envelope import API, _Call
 from regsync.sandbox.checkfront.items import ItemRoutes
 from regsync.sandbox.http import Route, SandboxResponse
-from regsync.sandbox.store import SandboxStore
 
 
 class CheckfrontApi(ItemRoutes, BookingRoutes):
@@ -15,27 +14,6 @@ class CheckfrontApi(ItemRoutes, BookingRoutes):
     Each resource's handlers live in their own module (ItemRoutes, SessionRoutes, BookingIndex,
     BookingRoutes, over Inventory and CheckfrontCore); this class joins them into one route table.
     """
-
-    def __init__(
-        self,
-        store: SandboxStore,
-        *,
-        api_key: str,
-        api_secret: str,
-        bearer_token: str,
-        host_id: str = "your-company.checkfront.com",
-        account_name: str = "Your Company",
-        currency: str = "CAD",
-    ) -> None:
-        super().__init__(
-            store,
-            api_key=api_key,
-            api_secret=api_secret,
-            bearer_token=bearer_token,
-            host_id=host_id,
-            account_name=account_name,
-            currency=currency,
-        )
 
     # ------------------------------------------------------------------ routing
     def routes(self) -> list[Route]:
