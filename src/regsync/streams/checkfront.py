@@ -57,14 +57,14 @@ _BOOKING_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a booking id or 
 
 
 def keyset_pages(
-    engine: Engine, page: Callable[[Connection, Any, int], list[Any]], size: int = CHUNK
+    engine: Engine, page: Callable[[Connection, Any, int], list[Any]], size: int = CHUNK, start: Any = None
 ) -> Iterator[list[Any]]:
-    """Pages of keys in order, each asked for after the last key of the one before.
+    """Pages of keys in order (after `start`), each asked for after the last key of the one before.
 
     Memory stays flat whatever the backlog, and a key whose read failed (and so was not written)
     is not asked for again in the same run.
     """
-    after = None
+    after = start
     while True:
         with engine.connect() as connection:
             keys = page(connection, after, size)
@@ -252,8 +252,14 @@ def pull_booking_sessions(ctx: PullContext, upstream: Upstream | None = None) ->
     def changed(connection: Connection, after: Any, size: int) -> list[tuple[datetime, str, str]]:
         return registration_sessions_to_read(connection, changed_since, after and after[:2], size)
 
-    def round_keys() -> Iterator[str]:
-        for keys in keyset_pages(ctx.engine, changed):
+    resume: tuple[datetime, str] | None = None  # where a round while the registrations run starts
+
+    def round_keys(start: tuple[datetime, str] | None) -> Iterator[str]:
+        nonlocal resume
+        for keys in keyset_pages(ctx.engine, changed, start=start):
+            # The registrations commit in synced_at order: the next round starts at this page's
+            # last time (all of its ids), not at the first registration again.
+            resume = (keys[-1][0], "")
             yield from sorted({k[2] for k in keys} - not_loaded)
 
     def due(connection: Connection, after: Any, size: int) -> list[str]:
@@ -270,7 +276,10 @@ def pull_booking_sessions(ctx: PullContext, upstream: Upstream | None = None) ->
             seen, ended = upstream.wait(seen)
             if ended:
                 covered = ctx.now()  # the last round: it sees every registration committed
-        if not read_in_window(ctx, result, ctx.checkfront.get_booking_session, round_keys(), load):
+        # The last round looks at every registration synced since the watermark again (cheap:
+        # what was read drops out by itself), so a clock step back cannot hide one.
+        keys = round_keys(None if ended else resume)
+        if not read_in_window(ctx, result, ctx.checkfront.get_booking_session, keys, load):
             return result
         if ended:
             break
