@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, bindparam, or_, select, tuple_, update
 
 from regsync.clients.checkfront import BookingSessionRead, IndexPage
 from regsync.errors import ApiError, RecordRejected
@@ -117,6 +117,16 @@ def read_in_window(
     return True
 
 
+def _keys_page(
+    connection: Connection, query: Select[Any], key: ColumnElement[str], after: str | None, limit: int | None
+) -> list[str]:
+    """One keyset page of single keys: the `key` values of `query` after `after`, in `key` order."""
+    query = query.order_by(key).limit(limit)
+    if after is not None:
+        query = query.where(key > after)
+    return [row[0] for row in connection.execute(query)]
+
+
 def _registrations_page(
     connection: Connection,
     query: Select[Any],
@@ -175,12 +185,8 @@ def booking_sessions_due(
         .where(b.c.state == "alive")
         .where(b.c.read_at < refresh_before)
         .where(select(r.c.id).where(r.c.booking_session_id == b.c.id).exists())
-        .order_by(b.c.id)
-        .limit(limit)
     )
-    if after is not None:
-        query = query.where(b.c.id > after)
-    return [row[0] for row in connection.execute(query)]
+    return _keys_page(connection, query, b.c.id, after, limit)
 
 
 def load_booking_session_reads(
@@ -578,12 +584,8 @@ def bookings_needing_lines(
         .distinct()
         .select_from(bookings.join(registrations, registrations.c.booking_code == bookings.c.code))
         .where(bookings.c.detail_fetched == False)  # noqa: E712 (= 0 uses the index; IS 0 does not)
-        .order_by(bookings.c.code)
-        .limit(limit)
     )
-    if after is not None:
-        query = query.where(bookings.c.code > after)
-    return [row[0] for row in connection.execute(query)]
+    return _keys_page(connection, query, bookings.c.code, after, limit)
 
 
 def load_booking_details(
