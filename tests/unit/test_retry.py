@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from regsync.clients.retry import call_with_retry
+from regsync.clients.retry import call_with_retry, parse_retry_after
 from regsync.config import RetrySettings
 from regsync.errors import (
     BusinessError,
@@ -43,6 +43,21 @@ def test_honours_retry_after_capped() -> None:
 
     assert call_with_retry(POLICY, limited, sleep=sleeps.append) == "ok"
     assert sleeps == [7.0, 30.0]
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7.0),
+        (" 2.5 ", 2.5),
+        (None, None),
+        ("", None),
+        ("nan", None),  # would reach sleep(nan)
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),  # an HTTP date: the backoff decides
+    ],
+)
+def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(header) == seconds
 
 
 def test_business_errors_are_not_retried() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import http.cookiejar
-import math
 import re
 import ssl
 import threading
@@ -24,7 +23,7 @@ import httpx
 
 from regsync.clients import lenient_json
 from regsync.clients.connection import describe_connection_error
-from regsync.clients.retry import call_with_retry
+from regsync.clients.retry import call_with_retry, parse_retry_after
 from regsync.clients.throttle import Throttle
 from regsync.clients.usage import ApiUsage
 from regsync.config import CheckfrontSettings, RetrySettings
@@ -222,7 +221,7 @@ class CheckfrontClient:
         where = f"Checkfront {method} {path}"
         status = response.status_code
         # Only a 429 or 503 can carry a Retry-After that counts: no header lookup on every answer.
-        retry_after = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
         if status == 429 or (status == 503 and retry_after is not None):
             raise RateLimitedError(
                 f"{where}: HTTP {status}", status=status, service=SERVICE, retry_after=retry_after
@@ -380,11 +379,3 @@ class CheckfrontClient:
         if not isinstance(booking, dict):
             raise MalformedResponseError("Checkfront booking: no booking in the answer", service=SERVICE)
         return booking
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return None if seconds is None or math.isnan(seconds) else seconds  # no sleep(nan) later

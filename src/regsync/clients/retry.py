@@ -13,6 +13,7 @@ submit a registration or end a session twice.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -30,6 +31,19 @@ from regsync.errors import NotDeliveredError, OutcomeUnknownError, RateLimitedEr
 
 T = TypeVar("T")
 log = logging.getLogger("regsync.retry")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """The seconds a Retry-After header asks for; None when absent or not a number.
+
+    NaN counts as absent: it would reach sleep() later. (An HTTP date is not a number either: the
+    backoff decides then.)
+    """
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or math.isnan(seconds) else seconds
 
 
 class _RetryAfterOrBackoff:

@@ -8,7 +8,6 @@ INVALID_SESSION_ID (a token is never captured once for a whole long run) and lea
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
 from regsync.clients.connection import describe_connection_error
-from regsync.clients.retry import call_with_retry
+from regsync.clients.retry import call_with_retry, parse_retry_after
 from regsync.clients.usage import ApiUsage
 from regsync.config import RetrySettings, SalesforceSettings
 from regsync.errors import (
@@ -131,7 +130,7 @@ class TokenProvider:
         if self.usage is not None:
             self.usage.count("salesforce_auth")
         status = response.status_code
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         # A rate-limited login is not a refused one: clients.retry waits (Retry-After) and tries again.
         if status == 429 or (status == 503 and retry_after is not None):
             raise RateLimitedError(
@@ -324,7 +323,7 @@ class SalesforceClient:
         message = redact(message, self.tokens.secrets)
         code = redact(code, self.tokens.secrets) if isinstance(code, str) else code
         last = getattr(self._local, "last", None)
-        retry_after = _retry_after(last.headers.get("Retry-After")) if last is not None else None
+        retry_after = parse_retry_after(last.headers.get("Retry-After")) if last is not None else None
         text = f"Salesforce {name}: {code or status}: {message}"
         if status == 401:
             return AuthenticationError(
@@ -483,14 +482,6 @@ def _first_error(content: Any) -> tuple[str | None, str]:
             return None, str(content.get("error"))
         return content.get("errorCode"), str(content.get("message", ""))
     return None, str(content)[:500]
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return None if seconds is None or math.isnan(seconds) else seconds  # no sleep(nan) later
 
 
 def _json_or_text(response: requests.Response) -> Any:
