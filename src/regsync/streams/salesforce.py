@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Table, select
 
@@ -37,6 +37,7 @@ PageLoader = Callable[[Connection, list[dict[str, Any]], datetime, str | None, S
 Completer = Callable[["SalesforceClient", Settings, datetime | None, datetime | None], "PageCompleter"]
 FAILED = "Failed"
 ID_BATCH = 200  # ids per query: well under Salesforce's query length limit
+S = TypeVar("S")
 
 
 class PageCompleter(Protocol):
@@ -95,6 +96,46 @@ def _fresh(rows: list[dict[str, Any]], stored: dict[str, Any]) -> list[dict[str,
     return [r for r in rows if r["id"] not in stored or stored[r["id"]] <= r["system_modstamp"]]
 
 
+@dataclass(frozen=True)
+class _ShapedPage(Generic[S]):
+    """One page cut down to the records that changed, each normalized or rejected."""
+
+    records: list[dict[str, Any]]  # the records the warehouse does not hold at their SystemModstamp
+    shaped: dict[str, S]  # what each normalized to, by id (a repeated id: its last record)
+    rows: list[dict[str, Any]]  # their rows, one an id, none older than the warehouse's
+    rejected: list[tuple[str, Any, str]]  # (id, record, why) of those that could not be normalized
+
+
+def _shape_page(
+    connection: Connection,
+    table: Table,
+    records: list[dict[str, Any]],
+    normalize: Callable[[dict[str, Any]], S],
+    row_of: Callable[[S], dict[str, Any]],
+    now: datetime,
+) -> _ShapedPage[S]:
+    """What every Salesforce page goes through before it is written: the records read again at the
+    stamp the warehouse holds dropped, the rest normalized (`row_of` picks the table's row out of
+    what `normalize` returns), stamped `synced_at = now`, and kept only when not older than the
+    stored row."""
+    stored = _stored_stamps(connection, table, records)
+    records = _changed(records, stored)
+    shaped: dict[str, S] = {}
+    rows: list[dict[str, Any]] = []
+    rejected: list[tuple[str, Any, str]] = []
+    for record in records:
+        try:
+            one = normalize(record)
+        except RecordRejected as exc:
+            rejected.append((record_key(record, "Id"), record, str(exc)))
+            continue
+        row = {**row_of(one), "synced_at": now}
+        shaped[row["id"]] = one
+        rows.append(row)
+    rows = _fresh(list({r["id"]: r for r in rows}.values()), stored)
+    return _ShapedPage(records, shaped, rows, rejected)
+
+
 def load_registrations(
     connection: Connection,
     records: list[dict[str, Any]],
@@ -104,34 +145,33 @@ def load_registrations(
 ) -> Counter[str]:
     fields = settings.salesforce.registration_fields
     counts: Counter[str] = Counter()
-    rows, attendees, sessions, rejected = [], [], [], []
-    by_id: dict[str, Any] = {}
-    stored = _stored_stamps(connection, registrations, records)
-    records = _changed(records, stored)
-    for record in records:
-        try:
-            shaped = normalize_registration(record, fields)
-        except RecordRejected as exc:
-            rejected.append((record_key(record, "Id"), record, str(exc)))
-            continue
-        row = {**shaped.registration, "synced_at": now}
-        by_id[row["id"]] = shaped
-        rows.append(row)
-    rows = _fresh(list({r["id"]: r for r in rows}.values()), stored)
-    for row in rows:
+    page = _shape_page(
+        connection,
+        registrations,
+        records,
+        lambda r: normalize_registration(r, fields),
+        lambda s: s.registration,
+        now,
+    )
+    by_id = page.shaped
+    attendees: list[dict[str, Any]] = []
+    sessions: list[dict[str, Any]] = []
+    for row in page.rows:
         attendees += by_id[row["id"]].attendees
         sessions += by_id[row["id"]].attendee_sessions
         counts["deleted" if row["is_deleted"] else "rows"] += 1
-    upsert(connection, registrations, rows, newer_by="system_modstamp")
-    ids = [r["id"] for r in rows]
+    upsert(connection, registrations, page.rows, newer_by="system_modstamp")
+    ids = [r["id"] for r in page.rows]
     replace_children(connection, registration_attendees, "registration_id", ids, attendees)
     replace_children(connection, registration_attendee_sessions, "registration_id", ids, sessions)
-    archive(connection, "salesforce.registrations", ((record_key(r, "Id"), r) for r in records), now)
+    archive(connection, "salesforce.registrations", ((record_key(r, "Id"), r) for r in page.records), now)
     # A partly read registration is loaded and also stays open in the quarantine, so every run
     # reads it again until it loads fully (a field spoiled on the way is not kept for good).
     partly = {i for i, shaped in by_id.items() if shaped.registration.get("unreadable")}
-    rejected += [
-        (i, r, by_id[i].registration["unreadable"]) for r in records if (i := record_key(r, "Id")) in partly
+    rejected = page.rejected + [
+        (i, r, by_id[i].registration["unreadable"])
+        for r in page.records
+        if (i := record_key(r, "Id")) in partly
     ]
     resolve_quarantined(connection, "salesforce.registrations", (i for i in by_id if i not in partly), now)
     counts["quarantined"] += quarantine_records(
@@ -149,21 +189,15 @@ def load_sessions(
 ) -> Counter[str]:
     fields = settings.salesforce.session_fields
     counts: Counter[str] = Counter()
-    rows, rejected = [], []
-    stored = _stored_stamps(connection, sf_sessions, records)
-    records = _changed(records, stored)
-    for record in records:
-        try:
-            rows.append({**normalize_session(record, fields), "synced_at": now})
-        except RecordRejected as exc:
-            rejected.append((record_key(record, "Id"), record, str(exc)))
-    resolve_quarantined(connection, "salesforce.sessions", (r["id"] for r in rows), now)
-    rows = _fresh(list({r["id"]: r for r in rows}.values()), stored)
-    upsert(connection, sf_sessions, rows, newer_by="system_modstamp")
-    counts["rows"] += len(rows)
-    archive(connection, "salesforce.sessions", ((record_key(r, "Id"), r) for r in records), now)
+    page = _shape_page(
+        connection, sf_sessions, records, lambda r: normalize_session(r, fields), lambda row: row, now
+    )
+    resolve_quarantined(connection, "salesforce.sessions", page.shaped, now)
+    upsert(connection, sf_sessions, page.rows, newer_by="system_modstamp")
+    counts["rows"] += len(page.rows)
+    archive(connection, "salesforce.sessions", ((record_key(r, "Id"), r) for r in page.records), now)
     counts["quarantined"] += quarantine_records(
-        connection, "salesforce.sessions", rejected, run_id=run_id, at=now
+        connection, "salesforce.sessions", page.rejected, run_id=run_id, at=now
     )
     return counts
 
