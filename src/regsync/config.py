@@ -35,6 +35,7 @@ from regsync.errors import ConfigError
 from regsync.settings.actions import ActionSettings as ActionSettings
 from regsync.settings.checkfront import CheckfrontSettings as CheckfrontSettings
 from regsync.settings.common import check_ca_file as check_ca_file
+from regsync.settings.common import why_unreadable
 from regsync.settings.jobs import JobSettings as JobSettings
 from regsync.settings.metrics import MetricsSettings as MetricsSettings
 from regsync.settings.reconcile import ReconcileSettings as ReconcileSettings
@@ -120,12 +121,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"config file {path} {why_unreadable(exc, 'a TOML file')}") from None
     except UnicodeDecodeError:
         raise ConfigError(
             f"config file {path} is not a text file (not UTF-8): is it the right file?"
@@ -202,12 +199,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"env file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"env file {path} is a directory, not a KEY=VALUE file") from None
     except OSError as exc:
-        raise ConfigError(f"env file {path} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"env file {path} {why_unreadable(exc, 'a KEY=VALUE file')}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"env file {path} is not a text file (not UTF-8)") from None
     for number, raw in enumerate(text.splitlines(), start=1):

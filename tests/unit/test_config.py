@@ -18,6 +18,7 @@ from regsync.config import (
 from regsync.errors import ConfigError
 from regsync.reconcile.rules import ReconcileSettings
 from regsync.settings.actions import ActionSettings
+from regsync.settings.common import why_unreadable
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -75,6 +76,31 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "[sync\n"), environ={})
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("config", "env_file", "message"),
+    [
+        ("nope.toml", None, "config file {tmp}/nope.toml does not exist"),
+        ("folder", None, "config file {tmp}/folder is a directory, not a TOML file"),
+        ("regsync.toml", "nope.env", "env file {tmp}/nope.env does not exist"),
+        ("regsync.toml", "folder", "env file {tmp}/folder is a directory, not a KEY=VALUE file"),
+    ],
+)
+def test_a_config_or_env_file_that_cannot_be_read_says_why(
+    tmp_path: Path, config: str, env_file: str | None, message: str
+) -> None:
+    write(tmp_path, "")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path / config, env_file=env_file and tmp_path / env_file, environ={})
+    assert str(caught.value) == message.format(tmp=tmp_path)
+
+
+def test_any_other_read_error_is_named_by_the_system() -> None:
+    assert why_unreadable(PermissionError(13, "Permission denied")) == "cannot be read: Permission denied"
+    assert why_unreadable(OSError("disk on fire"), "a TOML file") == "cannot be read: disk on fire"
+    assert why_unreadable(IsADirectoryError(21, "Is a directory")) == "is a directory"
 
 
 def test_http_urls_are_refused(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""What every section shares: strict models, a CA file checked when the config loads."""
+"""What every section shares: strict models, a CA file checked when the config loads, the words for
+a file that cannot be read."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 
+def why_unreadable(exc: OSError, expected: str | None = None) -> str:
+    """Why a file the user named could not be read, in words to follow its name: "does not exist",
+    "is a directory[, not `expected`]" or "cannot be read: <the system's reason>"."""
+    if isinstance(exc, FileNotFoundError):
+        return "does not exist"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory" + (f", not {expected}" if expected else "")
+    return f"cannot be read: {exc.strerror or exc}"
+
+
 def check_ca_file(value: Path | None) -> Path | None:
     """A CA file must exist, be readable and hold PEM certificates: found at load time, not as a
     TLS traceback at the first call (a sandbox config outliving the sandbox's CA, a typo)."""
@@ -15,12 +26,8 @@ def check_ca_file(value: Path | None) -> Path | None:
         return None
     try:
         data = value.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"CA file {value} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"CA file {value} is a directory") from None
     except OSError as exc:
-        raise ValueError(f"CA file {value} cannot be read: {exc.strerror or exc}") from None
+        raise ValueError(f"CA file {value} {why_unreadable(exc)}") from None
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise ValueError(f"CA file {value} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     try:
