@@ -11,7 +11,10 @@ peak_rss_mb, cpu_seconds, noop_seconds, noop_cpu_seconds, outcome; and with
       floor_seconds = cf_calls * checkfront latency / concurrency + sf_calls * salesforce latency
 
   (every Checkfront call is a round trip on one of `concurrency` connections; the Salesforce
-  calls of a first sync follow one another: each query page needs the locator of the one before);
+  calls of a first sync follow one another: each query page needs the locator of the one before.
+  A first sync wide enough to be read in slices, `[sync] soql_slices`, has up to that many
+  pages in flight at once: the Salesforce term is then an upper bound, and sf_calls exceeds
+  sf_calls_min by the slices' own first queries);
 - `--naive`: naive_seconds, bench/naive_pull.py (the obvious concurrent script) on the same
   sandbox, at the same concurrency;
 - `--rate-limit R`: cf_rate_limit, cf_achieved_rate (Checkfront calls / the seconds from the first

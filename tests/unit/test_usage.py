@@ -49,3 +49,17 @@ def test_governor_watches_the_per_app_limit() -> None:
     usage.count("salesforce", "api-usage=10/1000; per-app-api-usage=90/100(appName=regsync)")
     with pytest.raises(QuotaExhaustedError, match="per-app"):
         usage.check()
+
+
+def test_calls_in_flight_count_as_made() -> None:
+    """Slices read at once: each call is checked with the others still in flight counted as used."""
+    usage = ApiUsage(max_share=0.5)
+    usage.count("salesforce", "api-usage=48/100")
+    first, second, third = usage.in_flight(), usage.in_flight(), usage.in_flight()
+    first.__enter__()  # 48 used
+    second.__enter__()  # 48 used + 1 in flight: 49 %
+    with pytest.raises(QuotaExhaustedError, match="50/100"):
+        third.__enter__()  # 48 + 2 in flight: the share is reached before a third goes out
+    second.__exit__(None, None, None)
+    first.__exit__(None, None, None)
+    usage.check()  # answered (or failed) calls leave the count: 48 % again

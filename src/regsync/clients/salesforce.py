@@ -284,15 +284,17 @@ class SalesforceClient:
         """
 
         def attempt() -> T:
-            self.usage.check()  # stop before a call, never after one whose answer we would drop
-            token = self.tokens.current()
-            try:
-                return self._classified(name, lambda: fn(self._client(token)))
-            except AuthenticationError as exc:
-                if exc.code != "INVALID_SESSION_ID" or self.settings.auth == "session":
-                    raise
-                token = self.tokens.renew(token)
-                return self._classified(name, lambda: fn(self._client(token)))
+            # Stop before a call, never after one whose answer we would drop; calls of other
+            # threads still in flight count as made (a wide pull reads slices at once).
+            with self.usage.in_flight():
+                token = self.tokens.current()
+                try:
+                    return self._classified(name, lambda: fn(self._client(token)))
+                except AuthenticationError as exc:
+                    if exc.code != "INVALID_SESSION_ID" or self.settings.auth == "session":
+                        raise
+                    token = self.tokens.renew(token)
+                    return self._classified(name, lambda: fn(self._client(token)))
 
         return call_with_retry(self.retry, attempt, sleep=self.sleep, write=write)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from regsync.errors import QuotaExhaustedError
@@ -43,12 +45,14 @@ class LimitInfo:
     bursts: Usage | None = None
     unparsed: tuple[str, ...] = ()
 
-    def tightest(self) -> tuple[str, Usage] | None:
-        """The counter closest to its limit (what the governor must watch)."""
+    def tightest(self, pending: int = 0) -> tuple[str, Usage] | None:
+        """The counter closest to its limit (what the governor must watch), with `pending` calls
+        (made, not yet in this header) counted as used."""
         candidates: list[tuple[str, Usage]] = []
         if self.org:
             candidates.append(("api-usage", self.org))
         candidates += [(f"per-app-api-usage({app})", usage) for app, usage in self.per_app.items()]
+        candidates = [(name, Usage(usage.used + pending, usage.max)) for name, usage in candidates]
         return max(candidates, key=lambda item: item[1].share) if candidates else None
 
 
@@ -79,13 +83,19 @@ def parse_limit_info(header: str) -> LimitInfo:
 
 
 class ApiUsage:
-    """Counts calls per service and watches the org's daily limit for one run."""
+    """Counts calls per service and watches the org's daily limit for one run.
+
+    Thread-safe. Calls may run at once (a wide pull reads its slices concurrently): `in_flight`
+    checks each call against the quota with every call still in flight counted as made, so
+    concurrent calls cannot each pass the check on the same stale answer and overrun the share.
+    """
 
     def __init__(self, max_share: float = 0.8) -> None:
         self.max_share = max_share
         self.calls: Counter[str] = Counter()
         self.latest: LimitInfo | None = None
         self._lock = threading.Lock()
+        self._in_flight = 0
 
     def count(self, service: str, limit_header: str | None = None) -> None:
         with self._lock:
@@ -95,12 +105,30 @@ class ApiUsage:
 
     def check(self) -> None:
         """Raise QuotaExhaustedError when the tightest counter has reached our share of it."""
+        with self._lock:
+            self._check(self._in_flight)
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Around one call: checked as `check` does, with the calls in flight now counted as used."""
+        with self._lock:
+            self._check(self._in_flight)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _check(self, pending: int) -> None:
         latest = self.latest
         if latest is None:
             return
-        tightest = latest.tightest()
-        if tightest is not None and tightest[1].share >= self.max_share:
-            name, usage = tightest
+        tightest = latest.tightest(pending)  # answered calls are in the header; pending ones not yet
+        if tightest is None:
+            return
+        name, usage = tightest
+        if usage.share >= self.max_share:
             raise QuotaExhaustedError(
                 f"Salesforce {name} is at {usage.used}/{usage.max} "
                 f"({usage.share:.0%}), at or above the configured share {self.max_share:.0%}",

@@ -196,6 +196,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "sessions": (),
     # One Salesforce stream after the other: the quota governor reads the org's usage from each
     # answer, so two queries in flight at once could both pass its check and overrun the share.
+    # (A wide pull's slices do run at once: their calls are checked with those in flight counted
+    # as made, clients.usage.ApiUsage.in_flight.)
     "registrations": ("sessions",),
     "booking_sessions": (),  # follows the registrations page by page (FOLLOWS)
     "bookings": (),  # the booking index needs nothing from Salesforce

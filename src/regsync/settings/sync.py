@@ -16,6 +16,14 @@ class SyncSettings(Section):
     # (QUERY_TIMEOUT) is split in two whatever this says.
     window_days: float = Field(default=0.0, ge=0)
     min_window_s: int = Field(default=60, ge=1)
+    # A wide pull (a first sync, a backfill) whose first page shows pages enough to share is read
+    # in up to this many SystemModstamp slices at once, each with its own checkpoint; 1 = one query
+    # after another. At most 4: each slice may hold two query cursors, and Salesforce keeps ten
+    # open per user (it releases the oldest past that).
+    soql_slices: int = Field(default=4, ge=1, le=4)
+    # ... and only when what is left of it spans more than this many days: an ordinary run of
+    # minutes stays one query.
+    slice_min_days: float = Field(default=7.0, ge=0)
     backfill_since: str = "2015-01-01"
     booking_window_days: int = Field(default=365, ge=1)
     # A booking session seen alive is read again when its registration changed since, or when the
