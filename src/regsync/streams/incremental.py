@@ -40,7 +40,6 @@ from regsync.warehouse.state import read_state, write_state
 
 log = logging.getLogger("regsync.extract")
 MAX_LOCATOR_RESTARTS = 5
-PAGES_PER_SLICE = 2  # a slice is worth its own query (and its locator) when it has pages to read
 RETRY_BATCH = 200  # ids per re-read query: well under Salesforce's query length limit
 _SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
@@ -275,14 +274,15 @@ class _SlicePosition:
 class _SliceProbe:
     """On the first page of a window: is what is left of the pull worth reading in slices?
 
-    Yes when the window's answer holds at least PAGES_PER_SLICE more pages for each of two slices
-    or more (a slice costs a query of its own), and what is left spans more than
+    Yes when the window's answer holds at least `slice_min_pages` more pages for each of two slices
+    or more (a slice costs a query or two of its own), and what is left spans more than
     `slice_min_days`. The rest, from the page's last cursor to `upper`, is then cut in equal widths.
     """
 
     def __init__(self, sync: SyncSettings, upper: datetime) -> None:
         self.slices = sync.soql_slices
         self.min_span = timedelta(days=sync.slice_min_days)
+        self.min_pages = sync.slice_min_pages
         self.upper = upper
         self.plan: SlicePlan | None = None
         self.total: int | None = None
@@ -294,7 +294,7 @@ class _SliceProbe:
         if self.upper - start <= self.min_span:
             return False
         pages_left = math.ceil((page.total_size - len(page.records)) / len(page.records))
-        count = min(self.slices, pages_left // PAGES_PER_SLICE)
+        count = min(self.slices, pages_left // self.min_pages)
         self.plan = SlicePlan.cut(start, self.upper, count) if count >= 2 else None
         self.total = page.total_size
         return self.plan is not None
