@@ -247,15 +247,26 @@ def _booking_not_found(ctx: RuleContext) -> Select[Any]:
     )
 
 
-def _duplicate_booking_code(ctx: RuleContext) -> Select[Any]:
-    sharing = func.count().over(partition_by=r.c.booking_code)
+def _sharing(ctx: RuleContext, column: Any, value: Any, *where: ColumnElement[bool]) -> Select[Any]:
+    """Live registrations (and `where`) whose `column` value at least one other of them carries.
+
+    The values carried more than once by any registration are found first, on the column's index
+    alone (no table row read, no sort); only the registrations carrying one of those are read and
+    counted again among the live ones.
+    """
+    repeated = select(column).where(column.is_not(None)).group_by(column).having(func.count() > 1)
+    sharing = func.count().over(partition_by=column)
     shared = (
         select(r.c.id, r.c.booking_session_id, r.c.booking_code, sharing.label("sharing"))
-        .where(*_live(ctx), r.c.booking_code.is_not(None))
-        .subquery("shared_code")
+        .where(*_live(ctx), *where, column.in_(repeated))
+        .subquery("shared")
     )
     ids = (shared.c.id, shared.c.booking_session_id, shared.c.booking_code)
-    return select(*_shape(shared.c.sharing, shared.c.booking_code, ids=ids)).where(shared.c.sharing > 1)
+    return select(*_shape(shared.c.sharing, value(shared), ids=ids)).where(shared.c.sharing > 1)
+
+
+def _duplicate_booking_code(ctx: RuleContext) -> Select[Any]:
+    return _sharing(ctx, r.c.booking_code, lambda shared: shared.c.booking_code)
 
 
 def _partly_read(ctx: RuleContext) -> Select[Any]:
@@ -327,14 +338,9 @@ def _draft_booking_paid(ctx: RuleContext) -> Select[Any]:
 
 
 def _duplicate_registration(ctx: RuleContext) -> Select[Any]:
-    sharing = func.count().over(partition_by=r.c.booking_session_id)
-    shared = (
-        select(r.c.id, r.c.booking_session_id, r.c.booking_code, sharing.label("sharing"))
-        .where(*_live(ctx), _readable(BOOKING_SESSION), r.c.booking_session_id.is_not(None))
-        .subquery("shared")
+    return _sharing(
+        ctx, r.c.booking_session_id, lambda shared: shared.c.booking_session_id, _readable(BOOKING_SESSION)
     )
-    ids = (shared.c.id, shared.c.booking_session_id, shared.c.booking_code)
-    return select(*_shape(shared.c.sharing, shared.c.booking_session_id, ids=ids)).where(shared.c.sharing > 1)
 
 
 def _amount(ctx: RuleContext) -> Select[Any]:
