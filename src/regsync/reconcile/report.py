@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -53,6 +54,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # text reordered in a spreadsheet or a browser ("Trojan Source"), so a booking code or a name reads
 # as something it is not.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Either of the two: most cells have neither, and one search tells (a report has a million cells).
+_NEEDS_NEUTRALISING = re.compile(f"^[{re.escape(''.join(_FORMULA_START))}]|{_BIDI_CONTROLS.pattern}")
 EXCEL_BOM = "\ufeff"  # UTF-8's byte order mark: how Excel knows a CSV file is UTF-8
 
 
@@ -151,7 +154,7 @@ def neutralise_bidi(text: str) -> str:
 def neutralise(value: Any) -> Any:
     """Defuse a text cell a spreadsheet would run as a formula (CSV injection) or display reordered
     (bidirectional controls)."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or _NEEDS_NEUTRALISING.search(value) is None:
         return value
     value = neutralise_bidi(value)
     if value.startswith(_FORMULA_START):
@@ -168,6 +171,7 @@ def record_link(instance_url: str, sobject: str, record_id: str | None) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # a run's rows share a few first_seen / last_seen times
 def stamp(moment: datetime | None) -> str:
     return "" if moment is None else f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
