@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -66,6 +67,26 @@ def test_neutralise() -> None:
     assert neutralise("plain =1") == "plain =1"
     assert neutralise(7) == 7
     assert neutralise("") == ""
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        (["a", "b=1", 3, None], ["a", "b=1", 3, None]),  # nothing to do: the column as it is
+        (["a", "=1", "x\u202ey"], ["a", "'=1", "x[U+202E]y"]),
+        (["a\n=b", "-c"], ["a\n=b", "'-c"]),  # "=" after a cell's own newline starts no formula
+        (["a\n=b"], ["a\n=b"]),  # ... and only costs the slow path
+        ([7, "@x"], [7, "'@x"]),
+    ],
+)
+def test_a_column_is_neutralised_cell_by_cell_only_when_a_cell_needs_it(
+    cells: list[object], expected: list[object]
+) -> None:
+    assert (
+        report.csv_text(pd.DataFrame({"c": cells}), header=False).splitlines()
+        == pd.DataFrame({"c": expected}).to_csv(index=False, header=False, lineterminator="\n").splitlines()
+    )
+    assert [neutralise(cell) for cell in cells] == expected
 
 
 def test_formulas_are_neutralised_in_the_csv(warehouse: Engine, tmp_path: Path) -> None:
