@@ -249,6 +249,30 @@ def test_the_database_orders_the_report_as_python_does(warehouse: Engine) -> Non
     assert tally == Counter((row.code, row.status) for row in streamed)
 
 
+def test_a_mismatch_seen_again_keeps_first_seen_and_shows_its_new_values(warehouse: Engine) -> None:
+    same = _mismatch("STALE_DRAFT", "r1", "s1", None)
+    before = _mismatch("AMOUNT_MISMATCH", "r2", None, "B2")
+    after = Mismatch(before.code, "high", "r2", None, "B2", "120.00", "100.00", "now differs by 20")
+    later = NOW + timedelta(hours=1)
+    with warehouse.begin() as connection:
+        record_mismatches(connection, [same, before], "run-1", NOW)
+    with warehouse.begin() as connection:
+        diff = record_mismatches(connection, [same, after], "run-2", later)
+        rows = {row.mismatch_key: row for row in connection.execute(select(mismatches))}
+    assert (diff.new, diff.open, diff.resolved) == (0, 2, 0)
+    for key in (same.key, after.key):
+        assert (rows[key].first_seen, rows[key].first_run_id) == (NOW, "run-1")
+        assert (rows[key].last_seen, rows[key].last_run_id) == (later, "run-2")
+    assert (rows[same.key].sf_value, rows[same.key].explanation) == (same.sf_value, same.explanation)
+    changed = rows[after.key]
+    assert (changed.severity, changed.sf_value, changed.cf_value, changed.explanation) == (
+        "high",
+        "120.00",
+        "100.00",
+        "now differs by 20",
+    )
+
+
 def test_streamed_batches_write_the_same_bytes_as_one_frame(
     warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

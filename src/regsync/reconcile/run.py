@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -92,18 +92,42 @@ def _open(connection: Connection, found: Sequence[Mismatch], run_id: str, now: d
         upsert(connection, mismatches, rows)
 
 
-def _refresh(connection: Connection, found: Sequence[Mismatch], run_id: str, now: datetime) -> None:
-    """Mismatches still open: an UPDATE of their last values, their first_seen stays."""
+def _shown(found: Mismatch) -> tuple[Any, ...]:
+    """What a report shows of a mismatch that a later run may see differently."""
+    return (found.severity, found.sf_value, found.cf_value, found.explanation)
+
+
+def _refresh(
+    connection: Connection,
+    found: Sequence[Mismatch],
+    run_id: str,
+    now: datetime,
+    shown: Mapping[str, tuple[Any, ...]],
+) -> None:
+    """Mismatches still open: seen by this run (one UPDATE a batch of keys), and their values
+    rewritten where they changed since (`shown`: what the history holds); first_seen stays.
+
+    Most open mismatches are seen again unchanged, so most of a run's history is the one
+    set-based UPDATE, not an UPDATE a row (110,000 of them took 6 s on PostgreSQL).
+    """
     if not found:
         return
     m = mismatches
-    fields = list(_last_values(found[0], run_id, now))
+    for batch in batched(found, RECORD_BATCH):
+        keys = [item.key for item in batch]
+        connection.execute(
+            update(m).where(m.c.mismatch_key.in_(keys)).values(last_seen=now, last_run_id=run_id)
+        )
+    changed = [item for item in found if shown.get(item.key) != _shown(item)]
+    if not changed:
+        return
+    fields = list(_last_values(changed[0], run_id, now))
     statement = (
         update(m)
         .where(m.c.mismatch_key == bindparam("b_key"))
         .values({name: bindparam(f"b_{name}", type_=m.c[name].type) for name in fields})
     )
-    for batch in batched(found, RECORD_BATCH):
+    for batch in batched(changed, RECORD_BATCH):
         rows = [
             {"b_key": item.key, **{f"b_{k}": v for k, v in _last_values(item, run_id, now).items()}}
             for item in batch
@@ -116,11 +140,15 @@ def record_mismatches(
 ) -> RunDiff:
     """Fold this run's mismatches into the history; those no longer found are resolved now."""
     m = mismatches
-    was_open = set(connection.execute(select(m.c.mismatch_key).where(m.c.resolved_at.is_(None))).scalars())
+    open_now = select(m.c.mismatch_key, m.c.severity, m.c.sf_value, m.c.cf_value, m.c.explanation).where(
+        m.c.resolved_at.is_(None)
+    )
+    shown = {key: tuple(values) for key, *values in connection.execute(open_now)}
     unique = list({item.key: item for item in found}.values())
-    still = [item for item in unique if item.key in was_open]
-    _open(connection, [item for item in unique if item.key not in was_open], run_id, now)
-    _refresh(connection, still, run_id, now)
+    still = [item for item in unique if item.key in shown]
+    _open(connection, [item for item in unique if item.key not in shown], run_id, now)
+    _refresh(connection, still, run_id, now, shown)
+    del shown
     gone = (
         update(m)
         .where(m.c.resolved_at.is_(None), m.c.last_run_id != run_id)
