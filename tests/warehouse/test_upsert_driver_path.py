@@ -14,7 +14,7 @@ from sqlalchemy.exc import StatementError
 
 from regsync.warehouse.archive import quarantine_records, resolve_quarantined
 from regsync.warehouse.tables import booking_lines, bookings, quarantine, raw_archive, registrations
-from regsync.warehouse.upsert import _insert, _statement, replace_children, upsert
+from regsync.warehouse.upsert import _insert, _statement, insert_new, replace_children, upsert
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -139,3 +139,32 @@ def test_resolving_with_nothing_open_updates_nothing_and_open_rows_still_resolve
         assert connection.execute(select(quarantine.c.record_id, quarantine.c.resolved_at)).all() == [
             ("2", later)
         ]
+
+
+def test_new_rows_are_stored_as_the_upsert_stores_them(warehouse: Engine) -> None:
+    """insert_new (a COPY on PostgreSQL) keeps every value, NULLs, sub-cent money and times included."""
+    name = 'O\'Neil, "Q"\t\\x'  # quotes, a tab and a backslash: COPY's text format escapes them
+    rows = [
+        booking(1, detail_fetched=True),
+        booking(2, total=Decimal("0.125"), summary=None, customer_name=name, detail_fetched=False),
+    ]
+    with warehouse.begin() as connection:
+        insert_new(connection, bookings, rows)
+        copied = connection.execute(select(bookings).order_by(bookings.c.booking_id)).all()
+        connection.rollback()
+    with warehouse.begin() as connection:
+        upsert(connection, bookings, rows)
+        upserted = connection.execute(select(bookings).order_by(bookings.c.booking_id)).all()
+        connection.rollback()
+    assert copied == upserted
+    assert copied[1].customer_name == name
+    assert copied[0].created_at == T0
+
+
+def test_new_rows_that_are_not_new_fail_loudly(warehouse: Engine) -> None:
+    with warehouse.begin() as connection:
+        upsert(connection, bookings, [booking(1)])
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), warehouse.begin() as connection:
+        insert_new(connection, bookings, [booking(1, summary="again", detail_fetched=False)])
+    with pytest.raises(ValueError, match="needs a value for detail_fetched"), warehouse.begin() as connection:
+        insert_new(connection, bookings, [booking(2)])  # COPY would not apply the Python default

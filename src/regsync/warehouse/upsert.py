@@ -167,6 +167,34 @@ def upsert(
     _execute(connection, table, rows, newer_by=newer_by, update=update)
 
 
+def insert_new(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows whose primary keys the table does not hold; one already there is an error.
+
+    On PostgreSQL one COPY stream: a statement a row costs the server some 40 µs whatever the
+    pipeline (110,000 new reconcile mismatches took 4.5 s as INSERTs). Values pass through the
+    columns' bind processors as an INSERT's would; a column with a Python-side default must be
+    given (COPY knows only the server's). Elsewhere a plain INSERT.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    defaulted = [c.name for c in table.columns if c.default is not None and c.name not in names]
+    if defaulted:
+        raise ValueError(f"insert_new into {table.name} needs a value for {', '.join(defaulted)}")
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), list(rows))
+        return
+    named = [(name, table.c[name].type.bind_processor(connection.dialect)) for name in names]
+    quote = connection.dialect.identifier_preparer
+    columns = ", ".join(quote.quote(name) for name in names)
+    sql = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN"
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([row[name] if process is None else process(row[name]) for name, process in named])
+
+
 @lru_cache(maxsize=64)
 def _delete_children(table: Table, parent_column: str) -> Any:
     """DELETE ... WHERE parent IN (...), built once: a list of ids would make one bind each, every call."""
@@ -190,4 +218,4 @@ def replace_children(
         _execute(connection, table, rows, ignore=True)
 
 
-__all__ = ["replace_children", "upsert"]
+__all__ = ["insert_new", "replace_children", "upsert"]
