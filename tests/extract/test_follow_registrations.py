@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,7 +19,7 @@ from regsync.extract.context import PullContext, Upstream
 from regsync.jobs.pull import PullReport, run_pull
 from regsync.sandbox import Sandbox
 from regsync.streams.checkfront import pull_booking_sessions
-from regsync.warehouse.engine import make_engine, migrate
+from regsync.warehouse.engine import make_engine
 from regsync.warehouse.state import read_state
 from regsync.warehouse.tables import registrations
 
@@ -29,14 +29,6 @@ CART_READ = "checkfront.booking_session.get"
 
 def no_sleep(_seconds: float) -> None:
     return None
-
-
-@pytest.fixture
-def engine(warehouse_url: str) -> Iterator[Engine]:
-    engine = make_engine(warehouse_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def _cart_reads(box: Sandbox) -> Counter[str]:

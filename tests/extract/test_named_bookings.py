@@ -21,7 +21,6 @@ from regsync.actions.candidates import END, PlanContext, candidates
 from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import REGISTRATION
-from regsync.warehouse.engine import make_engine, migrate
 from regsync.warehouse.tables import booking_lines, booking_sessions, bookings
 
 pytestmark = pytest.mark.sandbox
@@ -33,14 +32,6 @@ YEAR = 365 * 86400
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox.generated(200, seed=5) as box:
         yield box
-
-
-@pytest.fixture
-def engine(warehouse_url: str) -> Iterator[Engine]:
-    engine = make_engine(warehouse_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def registrations_with_bookings(sandbox: Sandbox, status: str | None = None) -> list[dict[str, Any]]:

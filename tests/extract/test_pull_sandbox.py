@@ -14,7 +14,6 @@ from regsync.jobs.pull import run_pull
 from regsync.normalize.coerce import sf_datetime
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import ATTENDEE, REGISTRATION, SESSION, SandboxStore
-from regsync.warehouse.engine import make_engine, migrate
 from regsync.warehouse.state import last_runs
 from regsync.warehouse.tables import booking_lines, booking_sessions, bookings, quarantine, registrations
 
@@ -26,14 +25,6 @@ NO_SLEEP = {"sleep": lambda _s: None}
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox.generated(600, seed=3) as box:
         yield box
-
-
-@pytest.fixture
-def engine(warehouse_url: str) -> Iterator[Engine]:
-    engine = make_engine(warehouse_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def sandbox_registrations(store: SandboxStore) -> dict[str, tuple[Any, ...]]:

@@ -8,7 +8,6 @@ their own, and still reaches the warehouse exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,20 +19,11 @@ from regsync.jobs.pull import run_pull
 from regsync.sandbox import Sandbox
 from regsync.sandbox.store import REGISTRATION
 from regsync.streams.salesforce import ErrorMessages
-from regsync.warehouse.engine import make_engine, migrate
 from regsync.warehouse.tables import registrations
 
 pytestmark = pytest.mark.sandbox
 NO_SLEEP = {"sleep": lambda _s: None}
 LONG_TEXT = ("conference360__Attendee_JSON__c", "conference360__Error_Message__c")
-
-
-@pytest.fixture
-def engine(warehouse_url: str) -> Iterator[Engine]:
-    engine = make_engine(warehouse_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def registration_queries(box: Sandbox) -> list[str]:

@@ -55,14 +55,6 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def engine(warehouse_url: str) -> Iterator[Engine]:
-    engine = make_engine(warehouse_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def reference(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
     migrate(engine)
