@@ -166,5 +166,10 @@ def test_new_rows_that_are_not_new_fail_loudly(warehouse: Engine) -> None:
         upsert(connection, bookings, [booking(1)])
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"), warehouse.begin() as connection:
         insert_new(connection, bookings, [booking(1, summary="again", detail_fetched=False)])
-    with pytest.raises(ValueError, match="needs a value for detail_fetched"), warehouse.begin() as connection:
-        insert_new(connection, bookings, [booking(2)])  # COPY would not apply the Python default
+
+
+def test_new_rows_take_the_constant_defaults_an_insert_would(warehouse: Engine) -> None:
+    with warehouse.begin() as connection:
+        insert_new(connection, bookings, [booking(2)])  # detail_fetched left out: its default (False)
+    with warehouse.connect() as connection:
+        assert connection.execute(select(bookings.c.detail_fetched)).scalars().all() == [False]
