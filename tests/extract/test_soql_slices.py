@@ -1,8 +1,9 @@
 """Issue 16 item 2: a wide Salesforce pull is read in SystemModstamp slices at once, each with its
 own checkpoint, and ends exactly where one query would: same rows, same watermark, nothing left.
 
-The sandbox pages by 2,000; these tests ask for 200 a page (`Sforce-Query-Options`, as Salesforce
-allows) so 1,800 registrations make the pages a plan of four slices needs.
+The sandbox pages by 2,000; these tests ask for 200 a page (`[salesforce] query_batch_size`, sent as
+`Sforce-Query-Options` as Salesforce allows) so 1,800 registrations make the pages a plan of four
+slices needs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-import regsync.jobs.pull as pull_job
 from regsync.config import Settings
 from regsync.jobs.pull import PullReport, run_pull
 from regsync.normalize.coerce import sf_datetime
@@ -41,19 +41,6 @@ def no_sleep(_seconds: float) -> None:
     return None
 
 
-@pytest.fixture(autouse=True)
-def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every pull's Salesforce client asks for pages of 200 records."""
-    made = pull_job.make_clients
-
-    def make_clients(*args: Any, **kwargs: Any) -> Any:
-        salesforce, checkfront = made(*args, **kwargs)
-        salesforce.http.headers["Sforce-Query-Options"] = f"batchSize={PAGE}"
-        return salesforce, checkfront
-
-    monkeypatch.setattr(pull_job, "make_clients", make_clients)
-
-
 @pytest.fixture
 def reference(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
@@ -62,13 +49,16 @@ def reference(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
+SMALL_PAGES = {"query_batch_size": PAGE}  # [salesforce] query_batch_size: Sforce-Query-Options
+
+
 def one_query(box: Sandbox) -> Settings:
-    return box.settings(sync={"soql_slices": 1})
+    return box.settings(sync={"soql_slices": 1}, salesforce=SMALL_PAGES)
 
 
 def sliced(box: Sandbox) -> Settings:
     """Slices of two pages at least: this test's 1,800 registrations are 9 pages of 200."""
-    return box.settings(sync={"slice_min_pages": 2})
+    return box.settings(sync={"slice_min_pages": 2}, salesforce=SMALL_PAGES)
 
 
 def ticking(base: datetime) -> Callable[[], datetime]:

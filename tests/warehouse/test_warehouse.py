@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, inspect, select, text
 
 from regsync.warehouse.engine import (
     READ_CACHE_KIB,
+    WRITE_CACHE_BUDGET_BYTES,
     WRITE_CACHE_KIB,
     bulk_write_cache,
     make_engine,
@@ -132,5 +133,22 @@ def test_sqlite_page_cache_is_large_only_inside_bulk_write_cache(tmp_path: Any) 
                 assert cache_kib() == 4_096
             assert cache_kib() == WRITE_CACHE_KIB
         assert cache_kib() == READ_CACHE_KIB  # and shrunk again for the readers that follow
+    finally:
+        engine.dispose()
+
+
+def test_the_large_page_caches_share_one_budget(tmp_path: Any) -> None:
+    """Every stream of a pull writes on its own pooled connection: their large caches together are
+    held to one process-wide soft heap limit, not 64 MB each."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}", pool_size=3, max_overflow=0)
+    try:
+        with bulk_write_cache(), engine.connect() as one, engine.connect() as two:
+            for connection in (one, two):
+                assert -connection.execute(text("PRAGMA cache_size")).scalar_one() == WRITE_CACHE_KIB
+                assert (
+                    connection.execute(text("PRAGMA soft_heap_limit")).scalar_one()
+                    == WRITE_CACHE_BUDGET_BYTES
+                )
+        assert WRITE_CACHE_BUDGET_BYTES < 2 * WRITE_CACHE_KIB * 1024  # a budget, not a cache each
     finally:
         engine.dispose()

@@ -248,6 +248,8 @@ class SalesforceClient:
         self.sleep = sleep
         self.http = http or make_http_session(settings.ca_file, settings.timeout_s)
         self.http.hooks["response"].append(self._observe)
+        if settings.query_batch_size is not None:
+            self.http.headers["Sforce-Query-Options"] = f"batchSize={settings.query_batch_size}"
         self.tokens = TokenProvider(settings, self.http, usage)
         self._local = threading.local()
         self._clients: dict[str, Salesforce] = {}

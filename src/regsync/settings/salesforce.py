@@ -58,6 +58,10 @@ class SalesforceSettings(Section):
     consumer_key: str = ""
     ca_file: Path | None = None
     timeout_s: float = Field(default=60.0, gt=0)
+    # Records per query page, sent as `Sforce-Query-Options: batchSize=N` (Salesforce takes
+    # 200-2,000 and treats the number as a request, not a promise). Unset: Salesforce's 2,000.
+    # Smaller pages hold less in memory per page and in flight per slice, at more calls.
+    query_batch_size: int | None = Field(default=None, ge=200, le=2000)
     objects: SalesforceObjects = SalesforceObjects()
     registration_fields: RegistrationFields = RegistrationFields()
     session_fields: SessionFields = SessionFields()

@@ -24,8 +24,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # registrations the indexes outgrow 2 MB and every batched upsert re-reads its B-tree pages from
 # the OS: 64 MB made a 300k pull 13 % faster. The reconcile's scans gain nothing from it and would
 # hold it on each of their connections (1M: 218 MB peak with 2 MB, 386-488 MB with 64 MB).
+#
+# The pull's streams run at once, each on its own pooled connection, and a pooled connection keeps
+# its filled cache: five of them held ~320 MB at 1M (peak RSS 407 MB). So the large caches share
+# one budget, SQLite's process-wide soft heap limit: past it, a connection recycles its own least
+# recently used pages instead of taking more (docs: "PRAGMA soft_heap_limit"), and the pull's
+# SQLite memory stays near the budget however many streams write.
 READ_CACHE_KIB = 2_000
 WRITE_CACHE_KIB = 65_536
+WRITE_CACHE_BUDGET_BYTES = 80 * 1024 * 1024
 _cache_kib: ContextVar[int] = ContextVar("regsync_sqlite_cache_kib", default=READ_CACHE_KIB)
 
 
@@ -148,6 +155,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             if record.info.get("cache_kib") != wanted:
                 cursor = dbapi_connection.cursor()
                 cursor.execute(f"PRAGMA cache_size=-{wanted}")  # shrinking it frees the pages
+                if wanted > READ_CACHE_KIB:  # all the large caches together stay within one budget
+                    cursor.execute(f"PRAGMA soft_heap_limit={WRITE_CACHE_BUDGET_BYTES}")
                 cursor.close()
                 record.info["cache_kib"] = wanted
 
