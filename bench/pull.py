@@ -20,6 +20,9 @@ peak_rss_mb, cpu_seconds, noop_seconds, noop_cpu_seconds, outcome; and with
 - `--rate-limit R`: cf_rate_limit, cf_achieved_rate (Checkfront calls / the seconds from the first
   to the last, polled from the sandbox's counters every 0.1 s), cf_429 (the sandbox's count) and
   cf_calls, with the concurrency left at its default (adaptive);
+- `--sf-only [--soql-slices N] [--query-batch-size B]`: the Salesforce streams alone (sessions,
+  registrations), with slices: the registrations' slice count ("slices", 1 for one query). With
+  `--latency salesforce=300ms` this is what a wide re-backfill of Salesforce costs, sliced or not;
 - `--cpu` (loopback): cpu_per_cf_call_ms, regsync's CPU per Checkfront call (the first sync's CPU
   less that of a first sync of the Salesforce streams alone into another warehouse, / cf_calls),
   and bare_cpu_per_cf_call_ms, a bare httpx GET /booking/{id} on as many threads (the client half
@@ -31,7 +34,8 @@ fields are selected) for the fields regsync needs:
 
     sf_calls_min = ceil(S / 2000) + ceil(R / B) + ceil(F / 2000)
 
-with S Sessions, R registrations, F registrations whose status is Failed, and B = 2000 when the
+with S Sessions, R registrations, F registrations whose status is Failed (2,000 read as the
+`--query-batch-size` when one is given), and B = 2000 when the
 registration query selects at most one long text area field (regsync selects the Attendee JSON,
 and reads the error message, its second long text area, only for Failed registrations, in their
 own query: the F term), else B = 200 and F = 0 (everything in one query).
@@ -97,13 +101,13 @@ def long_text_fields_selected(config: Path) -> int:
     return len(selected & {fields.attendee_json, fields.error_message})
 
 
-def sf_calls_min(sessions: int, registrations: int, failed: int, long_text: int) -> int:
-    """The formula of the module docstring."""
+def sf_calls_min(
+    sessions: int, registrations: int, failed: int, long_text: int, batch: int = MAX_BATCH
+) -> int:
+    """The formula of the module docstring, with `batch` records a page asked for (query_batch_size)."""
     if long_text >= 2:
-        return math.ceil(sessions / MAX_BATCH) + math.ceil(registrations / LONG_TEXT_BATCH)
-    return (
-        math.ceil(sessions / MAX_BATCH) + math.ceil(registrations / MAX_BATCH) + math.ceil(failed / MAX_BATCH)
-    )
+        return math.ceil(sessions / batch) + math.ceil(registrations / min(batch, LONG_TEXT_BATCH))
+    return math.ceil(sessions / batch) + math.ceil(registrations / batch) + math.ceil(failed / batch)
 
 
 def latency_of(spec: str | None, service: str) -> float:
@@ -191,7 +195,19 @@ def main() -> None:
     parser.add_argument("--naive", action="store_true", help="also time bench/naive_pull.py")
     parser.add_argument("--cpu", action="store_true", help="CPU per Checkfront call, regsync and bare")
     parser.add_argument("--no-noop", action="store_true", help="skip the no-change run")
+    parser.add_argument(
+        "--sf-only", action="store_true", help="pull the Salesforce streams only (sessions, registrations)"
+    )
+    parser.add_argument("--soql-slices", type=int, help="[sync] soql_slices (default: the config's)")
+    parser.add_argument(
+        "--query-batch-size", type=int, help="[salesforce] query_batch_size, records per query page"
+    )
     args = parser.parse_args()
+    if args.soql_slices:
+        os.environ["REGSYNC_SYNC__SOQL_SLICES"] = str(args.soql_slices)
+    if args.query_batch_size:
+        os.environ["REGSYNC_SALESFORCE__QUERY_BATCH_SIZE"] = str(args.query_batch_size)
+    streams = ("sessions", "registrations") if args.sf_only else ()
     extra: list[str] = []
     if args.latency:
         extra += ["--latency", args.latency]
@@ -222,12 +238,12 @@ def main() -> None:
             )
             concurrency = load_settings(config).checkfront.concurrency
             watcher = CallWatcher(sandbox)
-            seconds, cpu, rss, code = run_sync(config)
+            seconds, cpu, rss, code = run_sync(config, *streams)
             watched = watcher.stop()
             first = last_run(url)
             result: dict[str, Any] = {}
             if not args.no_noop:
-                noop_seconds, noop_cpu, _, noop_code = run_sync(config)
+                noop_seconds, noop_cpu, _, noop_code = run_sync(config, *streams)
                 second = last_run(url)
                 print(
                     f"no-change sync: {second['run']['outcome']} (exit {noop_code}) in {noop_seconds:.2f}s, "
@@ -275,7 +291,8 @@ def main() -> None:
     stream_s = {k.split(".")[0]: v / 1000 for k, v in counts.items() if k.endswith(".milliseconds")}
     sf_calls = int(calls.get("salesforce_calls", 0))
     long_text = long_text_fields_selected(config) if config.exists() else 1
-    sf_min = sf_calls_min(first["sf_sessions"], first["registrations"], first["failed"], long_text)
+    batch = load_settings(config).salesforce.query_batch_size or MAX_BATCH if config.exists() else MAX_BATCH
+    sf_min = sf_calls_min(first["sf_sessions"], first["registrations"], first["failed"], long_text, batch)
     print(
         f"first sync: {first['run']['outcome']} (exit {code}) in {seconds:.1f}s, cpu {cpu:.1f}s; api calls {calls}"
     )
@@ -294,6 +311,11 @@ def main() -> None:
         "cpu_seconds": round(cpu, 2),
         "outcome": first["run"]["outcome"],
     }
+    if args.sf_only:
+        registration_counts = {
+            k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("registrations.")
+        }
+        out |= {"sf_only": True, "query_batch_size": batch, "slices": registration_counts.get("slices", 1)}
     if args.latency:
         floor = cf_calls * latency_of(args.latency, "checkfront") / concurrency + sf_calls * latency_of(
             args.latency, "salesforce"

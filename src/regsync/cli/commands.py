@@ -22,6 +22,7 @@ from regsync import __version__
 from regsync.cli.common import UNBOUNDED_WIDTH, console, out, settings_or_exit, state, stop_flag
 from regsync.cli.errors import LOG_FORMATS, OUTPUT, ReadableErrors, fail
 from regsync.cli.jobs import register as register_jobs
+from regsync.cli.process import limit_malloc_arenas
 from regsync.config import Settings, masked
 from regsync.errors import ConfigError
 from regsync.exitcodes import ExitCode
@@ -66,6 +67,7 @@ def main(
     ] = "auto",
 ) -> None:
     """Global options."""
+    limit_malloc_arenas()  # before any command starts a thread
     if log_format not in LOG_FORMATS:
         raise typer.BadParameter(f"expected one of {', '.join(LOG_FORMATS)}", param_hint="--log-format")
     state.config = config
