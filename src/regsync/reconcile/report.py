@@ -54,12 +54,11 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # text reordered in a spreadsheet or a browser ("Trojan Source"), so a booking code or a name reads
 # as something it is not.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-# Any cell of a column that starts a line like a formula or holds a bidirectional control: one
-# scan of the column's cells joined by newlines tells that none needs neutralising (most columns
-# of most reports); a cell that only looks so after a newline of its own costs the slow path, no more.
-_COLUMN_NEEDS_NEUTRALISING = re.compile(
-    f"(?m)^[{re.escape(''.join(_FORMULA_START))}]|{_BIDI_CONTROLS.pattern}"
-)
+# A column's cells joined by newlines (and one in front): a cell starts like a formula only where
+# one of these follows a newline. Substring searches and one character-class scan over the joined
+# text tell that no cell needs neutralising (most columns of most reports); a cell that only looks
+# so after a newline of its own costs the slow path, no more.
+_LINE_STARTS = tuple("\n" + start for start in _FORMULA_START)
 EXCEL_BOM = "\ufeff"  # UTF-8's byte order mark: how Excel knows a CSV file is UTF-8
 
 
@@ -166,13 +165,18 @@ def neutralise(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=64)
+def _record_base(instance_url: str, sobject: str) -> str:
+    return f"{instance_url.rstrip('/')}/lightning/r/{quote(sobject, safe='')}/"
+
+
 def record_link(instance_url: str, sobject: str, record_id: str | None) -> str:
     """The Lightning URL of a Salesforce record, or "" (no id, or no http(s) instance URL)."""
     if not record_id or not instance_url.startswith(("https://", "http://")):
         return ""
-    return (
-        f"{instance_url.rstrip('/')}/lightning/r/{quote(sobject, safe='')}/{quote(record_id, safe='')}/view"
-    )
+    # A Salesforce id is letters and digits: quoted only when it is something else.
+    safe_id = record_id if record_id.isascii() and record_id.isalnum() else quote(record_id, safe="")
+    return f"{_record_base(instance_url, sobject)}{safe_id}/view"
 
 
 @functools.lru_cache(maxsize=4096)  # a run's rows share a few first_seen / last_seen times
@@ -236,7 +240,8 @@ def summary_frame(
 
 def _neutralised(values: list[Any]) -> list[Any]:
     """A column's cells, each neutralised; the column as it is when one scan finds nothing to do."""
-    if _COLUMN_NEEDS_NEUTRALISING.search("\n".join(v for v in values if isinstance(v, str))) is None:
+    joined = "\n" + "\n".join([v for v in values if isinstance(v, str)])
+    if not any(start in joined for start in _LINE_STARTS) and _BIDI_CONTROLS.search(joined) is None:
         return values
     return [neutralise(value) for value in values]
 

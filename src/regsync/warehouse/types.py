@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -34,6 +35,16 @@ def _sqlite_utc_text(value: datetime | None) -> str | None:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # a report's rows share a few first_seen / last_seen times
+def _sqlite_utc_moment(text: str) -> datetime:
+    """SQLite DATETIME's parsing then process_result_value, fused: the aware UTC moment of the text."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _sqlite_utc_result(value: str | None) -> datetime | None:
+    return None if value is None else _sqlite_utc_moment(value)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in Python; timestamptz on PostgreSQL, naive UTC text on SQLite."""
 
@@ -56,6 +67,15 @@ class UtcDateTime(TypeDecorator[datetime]):
         ):
             return _sqlite_utc_text
         return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """On SQLite, the stored text to an aware UTC datetime in one step (and once per distinct text)."""
+        if (
+            dialect.name == "sqlite"
+            and getattr(self.impl_instance, "_storage_format", None) == _SQLITE_STORAGE
+        ):
+            return _sqlite_utc_result
+        return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -132,7 +132,11 @@ def index_losses(entry: dict[str, Any], row: dict[str, Any]) -> list[str]:
     problems = []
     if not same_int(entry.get("booking_id"), row["booking_id"]):
         problems.append("booking_id changed")
-    for key in ("code", "status_name", "customer_name", "customer_email", "summary"):
+    # docs/rules.md: a booking code is stored trimmed and upper-cased (codes match case-insensitively).
+    code = entry.get("code")
+    if not isinstance(code, str) or row["code"] != code.strip().upper():
+        problems.append(f"code {show(code)} became {show(row['code'])}")
+    for key in ("status_name", "customer_name", "customer_email", "summary"):
         if row[key] != entry.get(key):
             problems.append(f"{key} {show(entry.get(key))} became {show(row[key])}")
     if not isinstance(entry.get("status_id"), str) or row["status_id"] != entry["status_id"].upper():
