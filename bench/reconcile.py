@@ -27,8 +27,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import REGSYNC, bench_warehouse_url, emit, run_measured
 from _fill import fill_warehouse
@@ -36,6 +34,7 @@ from _fill import fill_warehouse
 from regsync.sandbox import Sandbox
 from regsync.sandbox.generator import Truth
 from regsync.warehouse.engine import bulk_write_cache, make_engine, migrate
+from regsync.warehouse.maintenance import vacuum_after_load
 
 
 def _fill(args: argparse.Namespace, tmp: Path, url: str, config: Path) -> tuple[Truth, float]:
@@ -53,9 +52,9 @@ def _fill(args: argparse.Namespace, tmp: Path, url: str, config: Path) -> tuple[
             fill_warehouse(sandbox, engine, sandbox.settings(url), as_of)
         fill_seconds = time.perf_counter() - t1
         engine.dispose()
-    if args.db == "postgresql":
-        with create_engine(url).begin() as connection:
-            connection.execute(text("ANALYZE"))
+    engine = make_engine(url)
+    vacuum_after_load(engine)  # as a pull ends (PostgreSQL: VACUUM (ANALYZE) of the tables it filled)
+    engine.dispose()
     print(f"warehouse filled in {fill_seconds:.1f}s", flush=True)
     return truth, fill_seconds
 

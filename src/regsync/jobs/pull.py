@@ -29,6 +29,7 @@ from regsync.streams.checkfront import (
 from regsync.streams.incremental import pull_soql_stream
 from regsync.streams.salesforce import SOQL_STREAMS
 from regsync.warehouse.engine import bulk_write_cache, open_warehouse
+from regsync.warehouse.maintenance import vacuum_after_load
 from regsync.warehouse.state import finish_run, start_run
 from regsync.warehouse.tables import quarantine
 
@@ -140,6 +141,7 @@ def run_pull(
         with bulk_write_cache(), _heap_frozen():
             _pull_streams(ctx, report, streams, since, until)
         _judge_quarantine(engine, report, quarantined_before)
+        vacuum_after_load(engine)  # a large load's statistics and hint bits, before a reconcile reads it
     except ConfigError as exc:  # closed as failed, raised on: the command exits CONFIG (78)
         report.outcome = "failed"
         report.message = f"{type(exc).__name__}: {exc}"
