@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,22 @@ def test_a_private_file_is_replaced_whole_or_not_at_all(
     assert caught.value.filename == str(target)  # the file is named, whatever call failed
     assert target.read_text() == "good,old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["report.csv"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.mkdir(), "is a directory, not a TOML file"),
+        (lambda p: p.write_bytes(b"[jobs]\nx = '\xff\xfe'\n"), "not UTF-8 text"),
+        (lambda p: p.write_text("[jobs\n"), "is not valid TOML"),
+        (lambda p: p.write_text("[other]\n"), "has no [jobs] table"),
+    ],
+)
+def test_an_unusable_jobs_file_is_named_with_the_reason(tmp_path: Path, make: Any, says: str) -> None:
+    from regsync.settings.jobs import read_jobs_file
+
+    path = tmp_path / "jobs.toml"
+    make(path)
+    with pytest.raises(ValueError, match=re.escape(says)):
+        read_jobs_file(path)

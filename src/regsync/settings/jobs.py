@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from regsync.settings.common import why_unreadable
+
 DEFAULT_SCHEDULE = "default_schedule.toml"
 
 # Every job regsync knows, in the order `main` runs its steps (main last). The registry checks
@@ -220,10 +222,12 @@ def read_jobs_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ValueError(f"jobs file {path} does not exist") from None
+    except OSError as exc:  # missing, a directory, no permission: said, not a traceback
+        raise ValueError(f"jobs file {path} {why_unreadable(exc, 'a TOML file')}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"jobs file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"jobs file {path} is not valid TOML: not UTF-8 text ({exc.reason})") from None
     table = data.get("jobs")
     if not isinstance(table, dict):
         raise ValueError(f"jobs file {path} has no [jobs] table")
