@@ -237,6 +237,8 @@ def main() -> None:
                 flush=True,
             )
             concurrency = load_settings(config).checkfront.concurrency
+            batch = load_settings(config).salesforce.query_batch_size or MAX_BATCH
+            long_text = long_text_fields_selected(config)
             watcher = CallWatcher(sandbox)
             seconds, cpu, rss, code = run_sync(config, *streams)
             watched = watcher.stop()
@@ -290,8 +292,6 @@ def main() -> None:
     counts = first["run"]["counts"] or {}
     stream_s = {k.split(".")[0]: v / 1000 for k, v in counts.items() if k.endswith(".milliseconds")}
     sf_calls = int(calls.get("salesforce_calls", 0))
-    long_text = long_text_fields_selected(config) if config.exists() else 1
-    batch = load_settings(config).salesforce.query_batch_size or MAX_BATCH if config.exists() else MAX_BATCH
     sf_min = sf_calls_min(first["sf_sessions"], first["registrations"], first["failed"], long_text, batch)
     print(
         f"first sync: {first['run']['outcome']} (exit {code}) in {seconds:.1f}s, cpu {cpu:.1f}s; api calls {calls}"
