@@ -236,8 +236,9 @@ def main() -> None:
                 f"sandbox ready with {args.registrations} registrations in {time.perf_counter() - t0:.1f}s",
                 flush=True,
             )
-            concurrency = load_settings(config).checkfront.concurrency
-            batch = load_settings(config).salesforce.query_batch_size or MAX_BATCH
+            settings = load_settings(config)
+            concurrency = settings.checkfront.concurrency
+            batch = settings.salesforce.query_batch_size or MAX_BATCH
             long_text = long_text_fields_selected(config)
             watcher = CallWatcher(sandbox)
             seconds, cpu, rss, code = run_sync(config, *streams)

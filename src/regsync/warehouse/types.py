@@ -59,21 +59,22 @@ class UtcDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def bind_processor(self, dialect: Dialect) -> Any:
-        """On SQLite, the naive UTC text in one step (every datetime written or compared passes here)."""
-        if (
+    def _sqlite_text(self, dialect: Dialect) -> bool:
+        """SQLite with SQLAlchemy's default DATETIME text, the format the fused processors assume."""
+        return (
             dialect.name == "sqlite"
             and getattr(self.impl_instance, "_storage_format", None) == _SQLITE_STORAGE
-        ):
+        )
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, the naive UTC text in one step (every datetime written or compared passes here)."""
+        if self._sqlite_text(dialect):
             return _sqlite_utc_text
         return super().bind_processor(dialect)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         """On SQLite, the stored text to an aware UTC datetime in one step (and once per distinct text)."""
-        if (
-            dialect.name == "sqlite"
-            and getattr(self.impl_instance, "_storage_format", None) == _SQLITE_STORAGE
-        ):
+        if self._sqlite_text(dialect):
             return _sqlite_utc_result
         return super().result_processor(dialect, coltype)
 
